@@ -1,0 +1,1 @@
+"""Daemon control (HAProxy, stunnel, keepalived): see lbadmin.engines.daemons."""

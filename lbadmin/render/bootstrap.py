@@ -1,0 +1,103 @@
+"""Minimal base configurations each daemon needs to start before any virtual service exists.
+
+Pure functions: no I/O, no subprocess. Paths come from ``RuntimeLayout`` so the controllers in
+``lbadmin.engines.daemons`` find the pid files and sockets where the configs put them.
+Measured on HAProxy 2.6.12, stunnel 5.68 and keepalived 2.2.7; tests run the real checkers.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lbadmin.engines.daemons import RuntimeLayout
+
+# Paths are written into config files unquoted: allow only characters that no config syntax
+# treats specially (no whitespace, quotes, '#', ';', '{', newlines).
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _path(value: Path) -> str:
+    text = str(value)
+    if not _SAFE_PATH.match(text):
+        raise ValueError(f"unsafe path for a config file: {text!r}")
+    return text
+
+
+def render_haproxy_bootstrap(layout: RuntimeLayout) -> str:
+    """HAProxy global + defaults, no frontend.
+
+    HAProxy 2.6 refuses to start a plain (non master-worker) process with no listener at all
+    ("No enabled listener found ... Exiting."), but the admin ``stats socket`` counts as a
+    listener (and in master-worker mode so does the master's socketpair), so this config
+    starts without opening any network port: the only listener is a unix socket in run_dir.
+    """
+    return f"""\
+# lbadmin bootstrap: no virtual services yet. Rendered by lbadmin.render.bootstrap.
+global
+    master-worker
+    # Runtime API (drain/halt/online). The stats socket is also the listener that lets
+    # HAProxy start with no frontend. mode 600 in a 0750 run_dir: root only.
+    stats socket {_path(layout.haproxy_admin_socket)} mode 600 level admin
+    stats timeout 30s
+    # Old workers holding long connections after a reload are bounded.
+    hard-stop-after 30s
+
+defaults
+    mode http
+    timeout connect 4000ms
+    timeout client 43s
+    timeout server 45s
+    # Close idle keep-alive connections on reload so clients do not see read errors.
+    option idle-close-on-response
+    option redispatch
+"""
+
+
+def render_stunnel_bootstrap(layout: RuntimeLayout) -> str:
+    """stunnel globals plus one placeholder service that listens nowhere reachable.
+
+    stunnel 5.68 cannot start with global options only: with no service section it falls into
+    inetd mode ("Inetd mode: TLS server needs a certificate", "Configuration failed"). The
+    cleanest valid minimum found is a client-mode service (client mode needs no certificate)
+    accepting on a unix socket in the root-only run_dir and connecting to a unix path where
+    nothing listens. It opens no network port. stunnel logs two harmless notices about it
+    ("No trusted certificates found", "needs authentication to prevent MITM attacks").
+    """
+    return f"""\
+; lbadmin bootstrap: no SSL terminations yet. Rendered by lbadmin.render.bootstrap.
+pid = {_path(layout.stunnel_pid_file)}
+foreground = no
+; The engine reads this log to confirm reloads; syslog would split it.
+output = {_path(layout.stunnel_log)}
+syslog = no
+
+; Placeholder: stunnel will not start without a service (see render_stunnel_bootstrap).
+[lbadmin-idle]
+client = yes
+accept = {_path(layout.stunnel_idle_socket)}
+connect = {_path(layout.stunnel_idle_target)}
+"""
+
+
+def render_keepalived_bootstrap(layout: RuntimeLayout, *, router_id: str = "lbadmin") -> str:
+    """keepalived ``global_defs`` only; valid for ``keepalived -t`` and runs with ``--vrrp``.
+
+    ``layout`` is unused today (keepalived's pid files are command-line options) and kept so
+    all bootstrap renderers share one signature.
+    """
+    if not _SAFE_NAME.match(router_id):
+        raise ValueError(f"unsafe router_id: {router_id!r}")
+    return f"""\
+# lbadmin bootstrap: no VRRP instances or virtual servers yet.
+global_defs {{
+    router_id {router_id}
+    # Refuse health-check scripts that non-root users could modify.
+    enable_script_security
+    # Explicit, so keepalived does not look for a 'keepalived_script' user.
+    script_user root
+}}
+"""

@@ -1,0 +1,94 @@
+"""Bootstrap configs: golden-ish key lines, and each one passes the real daemon's checker."""
+
+from pathlib import Path
+
+import pytest
+
+from lbadmin.engines.daemons import (
+    HaproxyControl,
+    KeepalivedControl,
+    RuntimeLayout,
+    StunnelControl,
+)
+from lbadmin.render.bootstrap import (
+    render_haproxy_bootstrap,
+    render_keepalived_bootstrap,
+    render_stunnel_bootstrap,
+)
+
+LAYOUT = RuntimeLayout.under(Path("/var/lib/lbadmin"))
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines()]
+
+
+def test_haproxy_bootstrap_key_lines() -> None:
+    lines = _lines(render_haproxy_bootstrap(LAYOUT))
+    assert "stats socket /var/lib/lbadmin/run/haproxy.sock mode 600 level admin" in lines
+    assert "master-worker" in lines
+    assert "hard-stop-after 30s" in lines
+    assert "timeout connect 4000ms" in lines
+    assert "timeout client 43s" in lines
+    assert "timeout server 45s" in lines
+    assert "option idle-close-on-response" in lines
+    assert "option redispatch" in lines
+    assert "mode http" in lines
+    # No network listener in the bootstrap: nothing reachable before a VIP exists.
+    assert not any(line.startswith("bind") for line in lines)
+
+
+def test_stunnel_bootstrap_key_lines() -> None:
+    lines = _lines(render_stunnel_bootstrap(LAYOUT))
+    assert "pid = /var/lib/lbadmin/run/stunnel.pid" in lines
+    assert "foreground = no" in lines
+    assert "output = /var/lib/lbadmin/log/stunnel.log" in lines
+    accepts = [line for line in lines if line.startswith("accept")]
+    # The only listener is a unix socket in run_dir.
+    assert accepts == ["accept = /var/lib/lbadmin/run/stunnel-idle.sock"]
+
+
+def test_keepalived_bootstrap_key_lines() -> None:
+    text = render_keepalived_bootstrap(LAYOUT)
+    lines = _lines(text)
+    assert "global_defs {" in lines
+    assert "router_id lbadmin" in lines
+    assert "enable_script_security" in lines
+    assert "vrrp_instance" not in text
+    assert "virtual_server" not in text
+
+
+def test_renderers_reject_unsafe_paths() -> None:
+    layout = RuntimeLayout.under(Path("/var/lib/lb admin"))
+    for render in (render_haproxy_bootstrap, render_stunnel_bootstrap):
+        with pytest.raises(ValueError, match="unsafe path"):
+            render(layout)
+    with pytest.raises(ValueError, match="router_id"):
+        render_keepalived_bootstrap(LAYOUT, router_id="x\n}\nvrrp_script evil {")
+
+
+def test_haproxy_bootstrap_passes_haproxy_c(tmp_path: Path) -> None:
+    layout = RuntimeLayout.under(tmp_path)
+    layout.ensure()
+    layout.haproxy_config.write_text(render_haproxy_bootstrap(layout))
+    result = HaproxyControl(layout).check_config(layout.haproxy_config)
+    assert result.ok, result.output
+    assert result.warnings == (), result.output
+
+
+def test_keepalived_bootstrap_passes_keepalived_t(tmp_path: Path) -> None:
+    layout = RuntimeLayout.under(tmp_path)
+    layout.ensure()
+    layout.keepalived_config.write_text(render_keepalived_bootstrap(layout))
+    result = KeepalivedControl(layout, vrrp_only=True).check_config(layout.keepalived_config)
+    assert result.ok, result.output
+
+
+def test_stunnel_check_is_only_a_readability_check(tmp_path: Path) -> None:
+    # stunnel has no config-test flag; the real proof is test_daemons starting the bootstrap.
+    layout = RuntimeLayout.under(tmp_path)
+    layout.ensure()
+    control = StunnelControl(layout)
+    assert not control.check_config(layout.stunnel_config).ok
+    layout.stunnel_config.write_text(render_stunnel_bootstrap(layout))
+    assert control.check_config(layout.stunnel_config).ok
