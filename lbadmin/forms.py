@@ -1,0 +1,35 @@
+"""Forms only validate; the services in lbadmin.services do the writing."""
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+
+from lbadmin.models import AuditEntry
+from lbadmin.services.audit import audit_record, request_source_ip
+from lbadmin.services.auth import login_gate
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, behind the throttle: a locked-out attempt never checks a password."""
+
+    username = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autofocus": True}))
+
+    def clean(self) -> dict:
+        username = self.cleaned_data.get("username")
+        if username and self.cleaned_data.get("password"):
+            source_ip = request_source_ip(self.request) if self.request else None
+            gate = login_gate(username=username, source_ip=source_ip)
+            if not gate.allowed:
+                audit_record(
+                    action=AuditEntry.Action.LOGIN_REFUSED,
+                    username=username,
+                    source_ip=source_ip,
+                    detail={"reason": gate.reason, "retry_after": gate.retry_after_seconds},
+                )
+                raise forms.ValidationError(gate.message, code="locked_out")
+        return super().clean()
+
+
+class PasswordForm(PasswordChangeForm):
+    """Maintenance > Passwords: old password, new password twice, strength rules."""
+
+    field_order = ["old_password", "new_password1", "new_password2"]

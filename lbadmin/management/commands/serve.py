@@ -1,0 +1,109 @@
+"""`manage.py serve`: the appliance in one command (what `make run` and the containers run)."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from lbadmin.engines.daemons import DaemonError, missing_binaries
+from lbadmin.services.daemons import daemons_start
+
+COMPONENTS = ("daemons", "web", "worker")
+GUNICORN_CONF = Path(settings.BASE_DIR) / "appliance" / "gunicorn.conf.py"
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the appliance: prepare the database, start HAProxy/stunnel/keepalived, serve the "
+        "WebUI over HTTPS with gunicorn and run the Celery worker, until interrupted."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--components",
+            default=",".join(COMPONENTS),
+            help="comma-separated subset of: daemons, web, worker (default: all)",
+        )
+
+    def handle(self, *args: object, components: str, **options: object) -> None:
+        wanted = {c.strip() for c in components.split(",") if c.strip()}
+        unknown = wanted - set(COMPONENTS)
+        if unknown or not wanted:
+            raise CommandError(f"--components takes {', '.join(COMPONENTS)}")
+
+        if "web" in wanted:
+            call_command("migrate", interactive=False, verbosity=0)
+            call_command("lbadmin_setup")
+        if "daemons" in wanted and settings.LBADMIN_MANAGE_DAEMONS:
+            self._start_daemons()
+
+        children: dict[str, subprocess.Popen] = {}
+        if "web" in wanted:
+            children["web"] = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
+            )
+            self.stdout.write(
+                f"WebUI: https://localhost:{settings.LBADMIN_HTTPS_PORT}/lbadmin/", ending="\n"
+            )
+        if "worker" in wanted:
+            children["worker"] = subprocess.Popen(
+                [
+                    sys.executable, "-m", "celery", "-A", "appliance", "worker",
+                    "--loglevel", "INFO",
+                    "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
+                    "--hostname", "lbadmin@%h",
+                    # One task at a time per node: configuration applies never overlap.
+                    "--concurrency", "1",
+                ]
+            )  # fmt: skip
+        if children:
+            sys.exit(self._supervise(children))
+
+    def _start_daemons(self) -> None:
+        missing = missing_binaries()
+        if missing:
+            self.stderr.write(
+                f"Not starting the load-balancer daemons: {', '.join(missing)} not installed. "
+                "Install them with: apt-get install haproxy stunnel4 keepalived"
+            )
+            return
+        try:
+            daemons_start()
+        except DaemonError as error:
+            self.stderr.write(f"A load-balancer daemon failed to start: {error}")
+
+    def _supervise(self, children: dict[str, subprocess.Popen]) -> int:
+        """Wait until a signal arrives or a child dies; then stop the others and return."""
+        stopping = False
+
+        def request_stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        exit_code = 0
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    self.stderr.write(f"{name} exited with status {child.returncode}")
+                    exit_code = child.returncode or 1
+                    stopping = True
+            time.sleep(0.2)
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + 15
+        for child in children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        # The data plane is left running on purpose: stopping the WebUI must not stop traffic.
+        return exit_code

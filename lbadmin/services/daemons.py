@@ -1,0 +1,66 @@
+"""The node's load-balancer daemons, as the rest of the appliance sees them.
+
+lbadmin.engines.daemons knows how to drive each daemon; this module knows where this
+appliance keeps their files (settings.LBADMIN_VAR_DIR) and what to start them with.
+"""
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+
+from lbadmin.engines.daemons import (
+    Controller,
+    DaemonStatus,
+    RuntimeLayout,
+    controllers,
+    ipvs_available,
+)
+from lbadmin.render.bootstrap import (
+    render_haproxy_bootstrap,
+    render_keepalived_bootstrap,
+    render_stunnel_bootstrap,
+)
+
+_BOOTSTRAP = {
+    "haproxy": render_haproxy_bootstrap,
+    "stunnel": render_stunnel_bootstrap,
+    "keepalived": render_keepalived_bootstrap,
+}
+
+
+def runtime_layout() -> RuntimeLayout:
+    return RuntimeLayout.under(settings.LBADMIN_VAR_DIR)
+
+
+def daemon_controllers() -> dict[str, Controller]:
+    # Without kernel IPVS keepalived's checker exits, so it runs for VRRP only (DESIGN.md).
+    return controllers(runtime_layout(), keepalived_vrrp_only=not ipvs_available())
+
+
+def daemons_status() -> dict[str, DaemonStatus]:
+    return {name: control.status() for name, control in daemon_controllers().items()}
+
+
+def daemons_start() -> None:
+    """Start every daemon from its live configuration; on first start that is the bootstrap
+    configuration, written here. Daemons already running are left alone."""
+    layout = runtime_layout()
+    layout.ensure()
+    for name, control in daemon_controllers().items():
+        if not control.config_path.exists():
+            _write_atomically(control.config_path, _BOOTSTRAP[name](layout))
+        control.start()
+
+
+def daemons_stop() -> None:
+    for control in daemon_controllers().values():
+        control.stop()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,43 @@
+"""The WebUI as served for real: gunicorn with TLS on its own port."""
+
+import json
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import https_get
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_login_page_is_served_over_https(appliance_server: str) -> None:
+    response = https_get(f"{appliance_server}/lbadmin/")
+    assert response.status == 302
+    assert response.headers["Location"] == "/lbadmin/login/?next=/lbadmin/"
+    response = https_get(f"{appliance_server}/lbadmin/login/")
+    assert response.status == 200
+    assert b"<h1>Login</h1>" in response.read()
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_plain_http_on_the_https_port_gets_no_page(appliance_server: str) -> None:
+    host, port = urlsplit(appliance_server).hostname, urlsplit(appliance_server).port
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"GET /lbadmin/ HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        sock.settimeout(5)
+        try:
+            reply = sock.recv(4096)
+        except (ConnectionResetError, TimeoutError):
+            reply = b""
+    # The TLS server refuses the clear-text request: nothing served, no login page, no cookie.
+    assert b"<html" not in reply.lower()
+    assert b"Set-Cookie" not in reply
+
+
+def test_health_endpoint(appliance_server: str) -> None:
+    response = https_get(f"{appliance_server}/lbadmin/health/")
+    body = json.loads(response.read())
+    assert body["database"] is True
+    assert set(body["daemons"]) == {"haproxy", "stunnel", "keepalived"}
