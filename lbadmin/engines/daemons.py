@@ -169,6 +169,11 @@ class RuntimeLayout:
     def haproxy_admin_socket(self) -> Path:
         return self.run_dir / "haproxy.sock"
 
+    @property
+    def haproxy_state_file(self) -> Path:
+        """`show servers state` is dumped here before every reload (HAProxy never writes it)."""
+        return self.run_dir / "haproxy-servers.state"
+
     # stunnel
     @property
     def stunnel_config(self) -> Path:

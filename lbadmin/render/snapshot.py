@@ -1,0 +1,86 @@
+"""Frozen snapshots of the cluster configuration: what the pure renderers take as input.
+
+A snapshot is built from the database in one go (lbadmin.services.snapshot) and holds only
+values that have already passed the allowlists in lbadmin.validators, so renderers format,
+never decide or escape. Renderers never touch the database, files or processes.
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class L7Protocol(StrEnum):
+    HTTP = "http"  # "HTTP Mode"
+    TCP = "tcp"  # "TCP Mode" (the guide's "Other TCP")
+
+
+class Persistence(StrEnum):
+    NONE = "none"
+    SOURCE_IP = "source_ip"  # stick table on the client address
+    HTTP_COOKIE = "http_cookie"  # inserted cookie (HTTP mode only), e.g. SERVERID, MS-WSMAN
+
+
+class Balance(StrEnum):
+    LEASTCONN = "leastconn"  # the appliance's default: weighted least connections
+    ROUNDROBIN = "roundrobin"  # weighted round robin
+    SOURCE = "source"  # hash of the client address
+
+
+class HealthCheck(StrEnum):
+    CONNECT = "connect"  # TCP connect to the check port (default)
+    NONE = "none"  # always considered up
+
+
+@dataclass(frozen=True)
+class L7Globals:
+    """Configuration > Layer 7 – Advanced Configuration."""
+
+    logging: bool = False
+    log_only_errors: bool = False
+    redispatch: bool = True
+    connect_timeout_ms: int = 4000
+    client_timeout_ms: int = 43000
+    server_timeout_ms: int = 45000
+
+
+@dataclass(frozen=True)
+class L7RealServer:
+    label: str  # validated label: [A-Za-z0-9_.:-]{1,64}
+    ip: str  # canonical text of an ipaddress.IPv4Address / IPv6Address
+    port: int | None  # None: the port the client connected to
+    weight: int = 100  # 0..256 (0 = no new connections)
+    reencrypt: bool = False  # TLS to the backend (effect comes with the SSL issue)
+
+
+@dataclass(frozen=True)
+class L7Fallback:
+    """Served when every real server is down (HAProxy `backup` server)."""
+
+    ip: str
+    port: int | None
+
+
+@dataclass(frozen=True)
+class L7VirtualService:
+    label: str
+    ip: str
+    ports: tuple[int, ...]  # sorted, unique, 1..65535
+    protocol: L7Protocol = L7Protocol.HTTP
+    balance: Balance = Balance.LEASTCONN
+    persistence: Persistence = Persistence.NONE
+    cookie_name: str = "SERVERID"  # RFC 6265 token; used with HTTP_COOKIE
+    persistence_timeout_s: int = 1800  # source-IP stick-table expiry
+    health_check: HealthCheck = HealthCheck.CONNECT
+    check_port: int | None = None  # None: the real server's port, else the first VIP port
+    check_interval_ms: int = 4000
+    fallback: L7Fallback | None = None
+    # Manual Configuration: these already-validated lines replace the generated body of this
+    # service's section (the section header and binds are still generated).
+    manual_lines: tuple[str, ...] | None = None
+    real_servers: tuple[L7RealServer, ...] = ()
+
+
+@dataclass(frozen=True)
+class HaproxySnapshot:
+    globals: L7Globals = field(default_factory=L7Globals)
+    services: tuple[L7VirtualService, ...] = ()  # sorted by label
