@@ -43,7 +43,9 @@ status: $(VENV)/.deps-run
 	$(PY) manage.py daemons status
 
 bench: $(VENV)/.deps-test
+	scripts/system-packages.sh bench
 	$(PY) bench/run.py
+	$(PY) bench/l7.py $(BENCH_ARGS)
 
 # Re-pin the dependencies after editing requirements*.in.
 lock: $(VENV)/.deps-test

@@ -19,7 +19,29 @@ class MenuSection:
 
 MENU: tuple[MenuSection, ...] = (
     MenuSection("System Overview", url_name="lbadmin:overview"),
-    MenuSection("Maintenance", items=(MenuItem("Passwords", "lbadmin:passwords"),)),
+    MenuSection(
+        "Cluster Configuration",
+        items=(
+            MenuItem("Layer 7 – Virtual Services", "lbadmin:l7_services"),
+            MenuItem("Layer 7 – Real Servers", "lbadmin:l7_servers"),
+            MenuItem("Layer 7 – Advanced Configuration", "lbadmin:l7_advanced"),
+        ),
+    ),
+    MenuSection(
+        "Maintenance",
+        items=(
+            MenuItem("Restart Services", "lbadmin:restart_services"),
+            MenuItem("Passwords", "lbadmin:passwords"),
+        ),
+    ),
+    MenuSection(
+        "View Configuration",
+        items=(
+            MenuItem("Layer 7 (haproxy.cfg)", "lbadmin:view_haproxy"),
+            MenuItem("Pending Changes", "lbadmin:view_pending"),
+            MenuItem("Revisions", "lbadmin:view_revisions"),
+        ),
+    ),
     MenuSection("Reports", items=(MenuItem("Service Status", "lbadmin:service_status"),)),
     MenuSection("Logs", items=(MenuItem("Audit Log", "lbadmin:audit_log"),)),
 )

@@ -1,8 +1,9 @@
-"""Celery tasks: thin wrappers that call a service on the node's worker."""
+"""Celery tasks: thin wrappers that take ids and call a service on the node's worker."""
 
 from celery import shared_task
 
-from lbadmin.services.daemons import daemons_status
+from lbadmin.services.config import config_apply_run
+from lbadmin.services.daemons import daemon_restart, daemons_status
 
 
 @shared_task
@@ -12,3 +13,13 @@ def daemons_status_report() -> dict[str, dict[str, object]]:
         name: {"running": status.running, "pid": status.pid, "detail": status.detail}
         for name, status in daemons_status().items()
     }
+
+
+@shared_task
+def config_apply_task(revision_id: int) -> str:
+    return config_apply_run(revision_id).status
+
+
+@shared_task
+def daemon_restart_task(name: str) -> str:
+    return daemon_restart(name)

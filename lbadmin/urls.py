@@ -1,6 +1,6 @@
 from django.urls import path
 
-from lbadmin.views import auth, health, pages
+from lbadmin.views import auth, config, health, l7, pages
 
 app_name = "lbadmin"
 
@@ -8,7 +8,29 @@ urlpatterns = [
     path("", pages.overview, name="overview"),
     path("login/", auth.LoginView.as_view(), name="login"),
     path("logout/", auth.LogoutView.as_view(), name="logout"),
+    # Cluster Configuration > Layer 7
+    path("cluster/l7/services/", l7.service_list, name="l7_services"),
+    path("cluster/l7/services/add/", l7.service_add, name="l7_service_add"),
+    path("cluster/l7/services/<int:pk>/modify/", l7.service_modify, name="l7_service_modify"),
+    path("cluster/l7/services/<int:pk>/delete/", l7.service_delete, name="l7_service_delete"),
+    path("cluster/l7/servers/", l7.server_list, name="l7_servers"),
+    path("cluster/l7/services/<int:service_pk>/servers/add/", l7.server_add, name="l7_server_add"),
+    path("cluster/l7/servers/<int:pk>/modify/", l7.server_modify, name="l7_server_modify"),
+    path("cluster/l7/servers/<int:pk>/delete/", l7.server_delete, name="l7_server_delete"),
+    path("cluster/l7/advanced/", l7.advanced, name="l7_advanced"),
+    # Applying, View Configuration
+    path("apply/", config.apply, name="apply"),
+    path("apply/<int:pk>/", config.apply_status, name="apply_status"),
+    path("view/haproxy/", config.view_haproxy, name="view_haproxy"),
+    path("view/pending/", config.view_pending, name="view_pending"),
+    path("view/revisions/", config.revisions, name="view_revisions"),
+    path("view/revisions/<int:pk>/", config.revision_detail, name="view_revision"),
+    path("view/revisions/<int:pk>/rollback/", config.revision_rollback, name="revision_rollback"),
+    # Maintenance
+    path("maintenance/services/", config.restart_services, name="restart_services"),
+    path("maintenance/services/haproxy/restart/", config.restart_haproxy, name="restart_haproxy"),
     path("maintenance/passwords/", auth.passwords, name="passwords"),
+    # Reports, Logs
     path("reports/services/", pages.service_status, name="service_status"),
     path("logs/audit/", pages.audit_log, name="audit_log"),
     path("health/", health.health, name="health"),

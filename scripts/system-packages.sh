@@ -3,10 +3,11 @@
 #   scripts/system-packages.sh venv   python3-venv (to create the virtualenv)
 #   scripts/system-packages.sh run    haproxy, stunnel4, keepalived
 #   scripts/system-packages.sh test   the above, plus chromium, postgresql, redis-server, iproute2
+#   scripts/system-packages.sh bench  haproxy and wrk
 # As root with apt it installs them; otherwise it says exactly what to install and fails.
 set -euo pipefail
 
-purpose=${1:?usage: $0 venv|run|test}
+purpose=${1:?usage: $0 venv|run|test|bench}
 PATH="$PATH:/usr/sbin:/sbin"
 
 # command-that-must-exist:package
@@ -17,7 +18,8 @@ case "$purpose" in
   test) wanted=("haproxy:haproxy" "stunnel4:stunnel4" "keepalived:keepalived"
                 "chromium:chromium" "ip:iproute2" "pg_isready:postgresql-client"
                 "redis-cli:redis-tools") ;;
-  *) echo "usage: $0 venv|run|test" >&2; exit 2 ;;
+  bench) wanted=("haproxy:haproxy" "wrk:wrk") ;;
+  *) echo "usage: $0 venv|run|test|bench" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -103,6 +103,17 @@ def default_user(db):
     return default_user_ensure()
 
 
+@pytest.fixture
+def admin_user(db):
+    """The factory account with its password already changed (no slow password hashing)."""
+    from lbadmin.models import User
+
+    user = User(username="loadbalancer", is_staff=True, is_superuser=True)
+    user.set_unusable_password()
+    user.save()
+    return user
+
+
 @pytest.fixture(scope="session")
 def server_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[str, str]:
     """Environment for processes that must share the test database (gunicorn, celery)."""

@@ -37,13 +37,13 @@ def test_default_login_forces_password_change_then_logout(page: Page) -> None:
     page.fill("#id_old_password", "loadbalancer")
     page.fill("#id_new_password1", "short")
     page.fill("#id_new_password2", "short")
-    page.click("main button[type=submit]")
+    page.click("#update")
     expect(page.locator("#errors-new_password2")).to_contain_text("at least 10 characters")
 
     page.fill("#id_old_password", "loadbalancer")
     page.fill("#id_new_password1", NEW_PASSWORD)
     page.fill("#id_new_password2", NEW_PASSWORD)
-    page.click("main button[type=submit]")
+    page.click("#update")
     expect(page.locator(".message.success")).to_have_text("Password changed.")
     expect(page.locator("#default-password-warning")).to_have_count(0)
     assert not User.objects.get(username="loadbalancer").must_change_password

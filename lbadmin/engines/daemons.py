@@ -12,8 +12,15 @@ Conventions:
   host-wide haproxy/stunnel/keepalived is never mistaken for the appliance's one (or killed).
 
 Measured quirks this module works around (HAProxy 2.6.12, stunnel 5.68, keepalived 2.2.7):
-- HAProxy ``-D`` points stdio at /dev/null once up, so a failed reload leaves no message
-  anywhere; ``reload()`` re-runs ``haproxy -c`` to explain the failure.
+- HAProxy ``-D`` points stdio at /dev/null once up (``-q`` does not change that), so a failed
+  reload would leave no message anywhere, and 2.6 has no master CLI ``show startup-logs``
+  (a worker's ``show startup-logs`` holds its own start, not the failed reload). So the master
+  runs without ``-D``, in its own session, with stdout/stderr appended to
+  ``layout.haproxy_master_log``: a failed reload's own alerts (e.g. "cannot bind socket
+  (Cannot assign requested address) for [192.0.2.10:80]", which ``haproxy -c`` never sees)
+  land there and ``reload()`` quotes them; it falls back to ``haproxy -c`` otherwise.
+- The server-state file's ``srv_port`` column (and the optional check/agent/ssl columns)
+  override the config on reload (srv_addr does not); see ``save_server_state(transform=...)``.
 - HAProxy's master CLI ``reload`` answers nothing in 2.6; ``show proc`` is the verdict.
 - stunnel has no config-test flag; a bad config on SIGHUP is only logged ("Configuration
   failed") and the old one keeps running, so ``reload()`` reads the log to confirm.
@@ -34,7 +41,9 @@ import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -63,6 +72,7 @@ _POLL_INTERVAL = 0.02
 _CHECK_TIMEOUT = 30.0  # haproxy -c takes 20-130 ms; this only guards against a hang
 _SOCKET_TIMEOUT = 3.0
 _MAX_SOCKET_REPLY = 64 * 1024 * 1024
+_MASTER_LOG_ROTATE_BYTES = 4 * 1024 * 1024  # checked at each start; one old generation kept
 
 
 class DaemonError(Exception):
@@ -173,6 +183,11 @@ class RuntimeLayout:
     def haproxy_state_file(self) -> Path:
         """`show servers state` is dumped here before every reload (HAProxy never writes it)."""
         return self.run_dir / "haproxy-servers.state"
+
+    @property
+    def haproxy_master_log(self) -> Path:
+        """The HAProxy master's stdout/stderr: its start-up and every reload's messages."""
+        return self.log_dir / "haproxy-master.log"
 
     # stunnel
     @property
@@ -357,6 +372,69 @@ def _unlink_if_socket(path: Path) -> None:
             path.unlink()
     except FileNotFoundError:
         pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Durable files
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or link in ``directory`` durable (the entry lives in the directory)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Readers see the old file or the new one, never a mix: temp + fsync + rename + dir fsync.
+
+    The temp file is hidden (``.<name>.<random>.tmp``) in the same directory, so the rename
+    never crosses a filesystem; a writer killed midway leaves only that temp file behind.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fchmod(out.fileno(), mode)
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+
+
+def _read_from(path: Path, offset: int) -> str:
+    """Text appended to ``path`` since ``offset`` ('' if missing; all of it if truncated)."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.seek(0, os.SEEK_END) < offset:
+                offset = 0
+            fh.seek(offset)
+            return fh.read(_MAX_SOCKET_REPLY).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+# HAProxy masters launched by this process, kept so they can be reaped once they exit (a
+# dropped Popen of a live child warns, and an exited child stays a zombie until waited for).
+_LAUNCHED: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _reap_launched() -> None:
+    for pid, proc in list(_LAUNCHED.items()):
+        if proc.poll() is not None:
+            del _LAUNCHED[pid]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,9 +700,10 @@ class HaproxyControl(Controller):
     def admin_socket(self) -> Path:
         return self.layout.haproxy_admin_socket
 
-    def check_config(self, path: Path | None = None) -> CheckResult:
+    def check_config(self, path: Path | None = None, *, strict: bool = False) -> CheckResult:
         """``haproxy -c``: exit 0 even with warnings (kept in ``output``).
 
+        ``strict`` adds ``-dW`` (zero-warning): any warning makes the check fail.
         Does not catch bind errors (address not local, port in use): those surface at
         start/reload only.
         """
@@ -636,33 +715,75 @@ class HaproxyControl(Controller):
             binary = self.binary()
         except DaemonError as exc:
             return CheckResult(ok=False, output=str(exc))
-        return _run_check([binary, "-c", "-f", os.fspath(path)])
+        argv = [binary, "-c", *(["-dW"] if strict else []), "-f", os.fspath(path)]
+        return _run_check(argv)
+
+    @property
+    def master_log(self) -> Path:
+        return self.layout.haproxy_master_log
+
+    def _runtime_files(self) -> tuple[Path, ...]:
+        # The server-state file only carries runtime changes from one worker to the next
+        # across a reload. A fresh master must not re-apply an old dump (a server would come
+        # back in MAINT long after it was made ready again), so it goes with the pid file.
+        return (self.pid_path, self.layout.haproxy_state_file)
+
+    def _reset_server_state(self) -> None:
+        # An empty state file rather than none: 2.6 warns about a missing one ("Can't open
+        # global server state file"), at start and in `haproxy -c`, where -dW makes it fatal.
+        # "1\n" (the version line alone) is the smallest file it reads without a word.
+        write_atomically(self.layout.haproxy_state_file, b"1\n", mode=0o600)
 
     def start(self, timeout: float = 5.0) -> None:
         if self.pid() is not None:
             return
+        _reap_launched()
         binary = self.binary()
         self._require_config()
         self.layout.ensure()
         self._remove_runtime_files()
+        self._reset_server_state()
+        # No -D: a daemonized master points stdio at /dev/null, and then a failed reload's
+        # alerts (bind errors above all) are lost. Instead the master runs in its own session
+        # (no controlling terminal, immune to our process group's signals), cwd /, with its
+        # output appended to the master log.
         argv = [
             binary,
             "-W",
             "-S",
             f"{self.master_socket},mode,600",
-            "-D",
             "-p",
             os.fspath(self.pid_path),
             "-f",
             os.fspath(self.config_path),
         ]
-        # Parse and bind errors make the launcher exit non-zero before it daemonizes.
-        rc, output = _run_launcher(argv, self.launch_log, timeout)
-        if rc != 0:
-            raise DaemonError(f"haproxy failed to start (exit {rc}):\n{output}")
+        log_path = self.master_log
+        if _file_size(log_path) > _MASTER_LOG_ROTATE_BYTES:
+            os.replace(log_path, log_path.with_name(log_path.name + ".1"))
+        with open(log_path, "ab") as out:
+            offset = out.tell()
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd="/",
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise DaemonError(f"cannot run {binary}: {exc}") from exc
+        _LAUNCHED[proc.pid] = proc
         deadline = time.monotonic() + timeout
         last_error = ""
         while True:
+            rc = proc.poll()
+            if rc is not None:
+                # Parse and bind errors make the master exit before it forks a worker.
+                _LAUNCHED.pop(proc.pid, None)
+                raise DaemonError(
+                    f"haproxy failed to start (exit {rc}):\n{_read_from(log_path, offset)}"
+                )
             if self.pid() is not None:
                 try:
                     if self.show_proc(timeout=0.5).workers:
@@ -673,10 +794,18 @@ class HaproxyControl(Controller):
                 break
             time.sleep(_POLL_INTERVAL)
         self.stop(timeout=1.0)  # do not leave a half-started master behind
+        if proc.poll() is None:
+            proc.kill()  # no pid file yet, so stop() could not find it
+        proc.wait(timeout=1.0)
+        _LAUNCHED.pop(proc.pid, None)
         raise DaemonError(
             f"haproxy did not come up within {timeout}s ({last_error or 'no live master'}):\n"
-            f"{output}"
+            f"{_read_from(log_path, offset)}"
         )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        super().stop(timeout)
+        _reap_launched()
 
     def reload(self, timeout: float = 5.0) -> None:
         """Reload via the master CLI and confirm a new worker replaced the old one.
@@ -686,6 +815,7 @@ class HaproxyControl(Controller):
         if self.pid() is None:
             raise DaemonError("haproxy is not running")
         before = self.show_proc()
+        log_offset = _file_size(self.master_log)
         try:
             _cli_exchange(self.master_socket, "reload", timeout)
         except (ConnectionResetError, BrokenPipeError):
@@ -702,16 +832,26 @@ class HaproxyControl(Controller):
             if after is not None and after.reloads > before.reloads:
                 if set(after.workers) - set(before.workers):
                     return
-                raise DaemonError(self._explain_failed_reload(after))
+                raise DaemonError(self._explain_failed_reload(after, log_offset))
             if time.monotonic() >= deadline:
                 raise DaemonError(f"haproxy did not confirm the reload within {timeout}s")
             time.sleep(_POLL_INTERVAL)
 
-    def _explain_failed_reload(self, procs: HaproxyProcs) -> str:
+    def _explain_failed_reload(self, procs: HaproxyProcs, log_offset: int) -> str:
         head = (
             f"haproxy reload failed (failed reloads: {procs.failed_reloads}); "
             f"the previous worker(s) {list(procs.workers)} keep serving the old config."
         )
+        # The master's own alerts for this attempt (bind errors included), written before it
+        # re-executed in wait mode, i.e. before show proc counted the reload.
+        master_tag = f"({procs.master_pid})"
+        alerts = [
+            line
+            for line in _read_from(self.master_log, log_offset).splitlines()
+            if line.startswith("[ALERT]") and master_tag in line.split(":", 1)[0]
+        ]
+        if alerts:
+            return head + "\n" + "\n".join(alerts)
         check = self.check_config()
         if not check.ok:
             return f"{head}\n{check.output}"
@@ -722,6 +862,28 @@ class HaproxyControl(Controller):
 
     def show_proc(self, timeout: float = _SOCKET_TIMEOUT) -> HaproxyProcs:
         return parse_show_proc(self.master_command("show proc", timeout=timeout))
+
+    def save_server_state(
+        self,
+        *,
+        transform: Callable[[str], str] | None = None,
+        timeout: float = _SOCKET_TIMEOUT,
+    ) -> str:
+        """Dump ``show servers state`` into ``layout.haproxy_state_file`` atomically.
+
+        HAProxy never writes that file itself; call this right before each reload so runtime
+        changes (drain, maint, weights) reach the new worker. ``transform`` may rewrite the
+        dump first (see haproxy_apply.server_state_for_config). Returns what was written.
+        """
+        dump = self.runtime_command("show servers state", timeout=timeout)
+        # Version 1 is the only format 2.6 writes or reads; anything else is an error reply,
+        # and writing it would make the next reload warn about a corrupted state file.
+        if not dump.startswith("1\n"):
+            raise DaemonError(f"unexpected 'show servers state' reply: {dump[:500]!r}")
+        if transform is not None:
+            dump = transform(dump)
+        write_atomically(self.layout.haproxy_state_file, dump.encode(), mode=0o600)
+        return dump
 
     def master_command(self, cmd: str, timeout: float = _SOCKET_TIMEOUT) -> str:
         """One command on the master CLI (``show proc``, ``@1 show info`` …)."""

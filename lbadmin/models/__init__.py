@@ -1,4 +1,14 @@
 from .audit import AuditEntry
+from .config_state import ConfigRevision, ConfigState
+from .l7 import L7Settings, RealServer, VirtualService
 from .user import User
 
-__all__ = ["AuditEntry", "User"]
+__all__ = [
+    "AuditEntry",
+    "ConfigRevision",
+    "ConfigState",
+    "L7Settings",
+    "RealServer",
+    "User",
+    "VirtualService",
+]

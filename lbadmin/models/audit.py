@@ -12,6 +12,15 @@ class AuditEntry(models.Model):
         LOGIN_FAILED = "login_failed", "Failed login"
         LOGIN_REFUSED = "login_refused", "Login refused (locked out or throttled)"
         PASSWORD_CHANGED = "password_changed", "Password changed"
+        CONFIG_CREATED = "config_created", "Configuration added"
+        CONFIG_UPDATED = "config_updated", "Configuration modified"
+        CONFIG_DELETED = "config_deleted", "Configuration deleted"
+        CONFIG_IMPORTED = "config_imported", "Configuration imported"
+        APPLY_REQUESTED = "apply_requested", "Apply requested"
+        APPLY_SUCCEEDED = "apply_succeeded", "Configuration applied"
+        APPLY_FAILED = "apply_failed", "Apply failed"
+        ROLLBACK_REQUESTED = "rollback_requested", "Rollback requested"
+        SERVICE_RESTARTED = "service_restarted", "Service restarted"
 
     at = models.DateTimeField(default=timezone.now)
     actor = models.ForeignKey(

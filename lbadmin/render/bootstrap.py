@@ -11,6 +11,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lbadmin.render.haproxy import render_haproxy
+from lbadmin.render.snapshot import HaproxySnapshot
+
 if TYPE_CHECKING:
     from lbadmin.engines.daemons import RuntimeLayout
 
@@ -28,33 +31,14 @@ def _path(value: Path) -> str:
 
 
 def render_haproxy_bootstrap(layout: RuntimeLayout) -> str:
-    """HAProxy global + defaults, no frontend.
+    """HAProxy global + defaults, no frontend: ``render_haproxy`` of an empty snapshot.
 
     HAProxy 2.6 refuses to start a plain (non master-worker) process with no listener at all
     ("No enabled listener found ... Exiting."), but the admin ``stats socket`` counts as a
     listener (and in master-worker mode so does the master's socketpair), so this config
     starts without opening any network port: the only listener is a unix socket in run_dir.
     """
-    return f"""\
-# lbadmin bootstrap: no virtual services yet. Rendered by lbadmin.render.bootstrap.
-global
-    master-worker
-    # Runtime API (drain/halt/online). The stats socket is also the listener that lets
-    # HAProxy start with no frontend. mode 600 in a 0750 run_dir: root only.
-    stats socket {_path(layout.haproxy_admin_socket)} mode 600 level admin
-    stats timeout 30s
-    # Old workers holding long connections after a reload are bounded.
-    hard-stop-after 30s
-
-defaults
-    mode http
-    timeout connect 4000ms
-    timeout client 43s
-    timeout server 45s
-    # Close idle keep-alive connections on reload so clients do not see read errors.
-    option idle-close-on-response
-    option redispatch
-"""
+    return render_haproxy(HaproxySnapshot(), layout)
 
 
 def render_stunnel_bootstrap(layout: RuntimeLayout) -> str:

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from lbadmin.engines.daemons import (
     Controller,
+    DaemonError,
     DaemonStatus,
     RuntimeLayout,
     controllers,
@@ -51,6 +52,20 @@ def daemons_start() -> None:
         if not control.config_path.exists():
             _write_atomically(control.config_path, _BOOTSTRAP[name](layout))
         control.start()
+
+
+def daemon_restart(name: str) -> str:
+    """Full restart of one daemon (drops its connections): stop, then start from the live
+    configuration. Returns '' on success, else the daemon's error."""
+    from lbadmin.services.locks import node_lock  # locks need this module's layout
+
+    control = daemon_controllers()[name]
+    try:
+        with node_lock("config-apply"):  # never in the middle of an apply
+            control.restart()
+    except DaemonError as error:
+        return str(error)
+    return ""
 
 
 def daemons_stop() -> None:

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_http_methods
 
-from lbadmin.forms import LoginForm, PasswordForm
+from lbadmin.forms.auth import LoginForm, PasswordForm
 from lbadmin.services.audit import request_source_ip
 from lbadmin.services.auth import login_succeeded, password_change
 

@@ -25,13 +25,17 @@ def _lines(text: str) -> list[str]:
 
 def test_haproxy_bootstrap_key_lines() -> None:
     lines = _lines(render_haproxy_bootstrap(LAYOUT))
-    assert "stats socket /var/lib/lbadmin/run/haproxy.sock mode 600 level admin" in lines
+    assert (
+        "stats socket /var/lib/lbadmin/run/haproxy.sock mode 600 level admin expose-fd listeners"
+        in lines
+    )
     assert "master-worker" in lines
-    assert "hard-stop-after 30s" in lines
+    assert "hard-stop-after 45000ms" in lines  # the longest idle timeout
+    assert "server-state-file /var/lib/lbadmin/run/haproxy-servers.state" in lines
+    assert "load-server-state-from-file global" in lines
     assert "timeout connect 4000ms" in lines
-    assert "timeout client 43s" in lines
-    assert "timeout server 45s" in lines
-    assert "option idle-close-on-response" in lines
+    assert "timeout client 43000ms" in lines
+    assert "timeout server 45000ms" in lines
     assert "option redispatch" in lines
     assert "mode http" in lines
     # No network listener in the bootstrap: nothing reachable before a VIP exists.
@@ -70,6 +74,9 @@ def test_renderers_reject_unsafe_paths() -> None:
 def test_haproxy_bootstrap_passes_haproxy_c(tmp_path: Path) -> None:
     layout = RuntimeLayout.under(tmp_path)
     layout.ensure()
+    # HAProxy warns about a missing or empty server-state-file; the engine keeps one there
+    # (a `show servers state` dump, whose first line is the format version "1").
+    layout.haproxy_state_file.write_text("1\n")
     layout.haproxy_config.write_text(render_haproxy_bootstrap(layout))
     result = HaproxyControl(layout).check_config(layout.haproxy_config)
     assert result.ok, result.output

@@ -1,4 +1,4 @@
-"""Forms only validate; the services in lbadmin.services do the writing."""
+"""Login and password forms."""
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm

@@ -1,0 +1,170 @@
+"""Strict allowlists for every configuration value a user or a peer can send.
+
+Each ``clean_*`` function takes the raw text, returns the one canonical value the renderers may
+use, or raises ``ValidationError`` with a message fit to show next to the field. Nothing reaches
+a config file, a command line or a path without passing through one of these.
+"""
+
+import ipaddress
+import re
+
+from django.core.exceptions import ValidationError
+
+LABEL_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+PORT_RE = re.compile(r"[0-9]{1,5}")
+# RFC 6265 token characters, less the ones HAProxy's parser gives a meaning to
+# ('#' comment, quotes, '$' environment expansion, '%' log-format, backslash escapes).
+COOKIE_NAME_RE = re.compile(r"[A-Za-z0-9!&*+.^_|~-]{1,64}")
+DURATION_RE = re.compile(r"([0-9]{1,9})(ms|s|m|h)?")
+DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1}
+MAX_PORTS_PER_SERVICE = 64
+MAX_TIMEOUT_MS = 86_400_000  # one day: HAProxy's own limit is 2**31 ms
+MAX_WEIGHT = 256  # HAProxy's range is 0..256
+MAX_MANUAL_LINES = 200
+MAX_MANUAL_LINE_LENGTH = 1000
+# Keywords that open a new section in haproxy.cfg; a manual line must never start one.
+HAPROXY_SECTION_KEYWORDS = frozenset(
+    {
+        "global", "defaults", "frontend", "backend", "listen", "userlist", "peers",
+        "resolvers", "mailers", "program", "http-errors", "ring", "cache", "fcgi-app",
+        "crt-store", "traces", "log-forward",
+    }
+)  # fmt: skip
+
+
+def clean_label(value: str) -> str:
+    if not LABEL_RE.fullmatch(value):
+        raise ValidationError(
+            "Use 1 to 64 characters: letters, digits and _ . : - only.", code="label"
+        )
+    return value
+
+
+def clean_ip(value: str) -> str:
+    """A unicast IPv4 or IPv6 address, exactly (no prefix, port, scope or other text)."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValidationError(
+            f"“{_shown(value)}” is not an IPv4 or IPv6 address.", code="ip"
+        ) from None
+    if "%" in value:
+        raise ValidationError("Scoped IPv6 addresses are not supported.", code="ip")
+    if address.is_multicast or address.is_unspecified:
+        raise ValidationError("Use a unicast address, not a multicast or 0.0.0.0/::.", code="ip")
+    if address.version == 6 and address.is_link_local:
+        raise ValidationError("IPv6 link-local addresses are not supported.", code="ip")
+    return str(address)
+
+
+def clean_port(value: str) -> int:
+    if not PORT_RE.fullmatch(value) or not 1 <= int(value) <= 65535:
+        raise ValidationError(
+            f"“{_shown(value)}” is not a port: use a whole number from 1 to 65535.", code="port"
+        )
+    return int(value)
+
+
+def clean_optional_port(value: str) -> int | None:
+    return clean_port(value) if value else None
+
+
+def clean_port_list(value: str) -> tuple[int, ...]:
+    """'135,443, 444' -> (135, 443, 444): comma-separated, spaces allowed after commas."""
+    if not value:
+        raise ValidationError("Enter at least one port.", code="ports")
+    ports = [clean_port(part.strip(" ")) for part in value.split(",")]
+    if len(set(ports)) != len(ports):
+        raise ValidationError("A port is listed twice.", code="ports")
+    if len(ports) > MAX_PORTS_PER_SERVICE:
+        raise ValidationError(
+            f"At most {MAX_PORTS_PER_SERVICE} ports per virtual service.", code="ports"
+        )
+    return tuple(sorted(ports))
+
+
+def clean_cookie_name(value: str) -> str:
+    if not COOKIE_NAME_RE.fullmatch(value):
+        raise ValidationError(
+            "Use 1 to 64 characters: letters, digits and ! & * + - . ^ _ | ~ only.",
+            code="cookie_name",
+        )
+    return value
+
+
+def clean_duration_ms(value: str, *, minimum_ms: int = 1, maximum_ms: int = MAX_TIMEOUT_MS) -> int:
+    """'1800000' (ms), '30m', '4s', '1h', '500ms' -> milliseconds."""
+    match = DURATION_RE.fullmatch(value)
+    if not match:
+        raise ValidationError(
+            f"“{_shown(value)}” is not a duration: use milliseconds (1800000) or a number "
+            "with ms, s, m or h (30m).",
+            code="duration",
+        )
+    milliseconds = int(match.group(1)) * DURATION_UNITS_MS[match.group(2)]
+    if not minimum_ms <= milliseconds <= maximum_ms:
+        raise ValidationError(
+            f"Use a duration from {format_duration_ms(minimum_ms)} to "
+            f"{format_duration_ms(maximum_ms)}.",
+            code="duration",
+        )
+    return milliseconds
+
+
+def format_duration_ms(milliseconds: int) -> str:
+    """The shortest exact way to write a duration: 1800000 -> '30m', 4000 -> '4s'."""
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if milliseconds % size == 0:
+            return f"{milliseconds // size}{unit}"
+    return f"{milliseconds}ms"
+
+
+def clean_whole_number(value: str, *, minimum: int, maximum: int, what: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,9}", value) or not minimum <= int(value) <= maximum:
+        raise ValidationError(
+            f"{what} must be a whole number from {minimum} to {maximum}.", code="number"
+        )
+    return int(value)
+
+
+def clean_weight(value: str) -> int:
+    return clean_whole_number(value, minimum=0, maximum=MAX_WEIGHT, what="Weight")
+
+
+def clean_manual_lines(value: str) -> tuple[str, ...]:
+    """Raw HAProxy lines for one service: the one deliberate escape hatch (admins only).
+
+    They go inside that service's section and must not be able to leave it: no line may open
+    a section or a conditional block, and no control characters are allowed.
+    """
+    lines = [line.rstrip() for line in value.replace("\r\n", "\n").split("\n")]
+    lines = [line.strip() for line in lines if line.strip()]
+    if not lines:
+        raise ValidationError("Enter the HAProxy lines for this service.", code="manual")
+    if len(lines) > MAX_MANUAL_LINES:
+        raise ValidationError(f"At most {MAX_MANUAL_LINES} lines.", code="manual")
+    for number, line in enumerate(lines, start=1):
+        if len(line) > MAX_MANUAL_LINE_LENGTH:
+            raise ValidationError(f"Line {number} is too long.", code="manual")
+        if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in line):
+            raise ValidationError(f"Line {number} contains a control character.", code="manual")
+        keyword = line.split(None, 1)[0].lower()
+        if keyword in HAPROXY_SECTION_KEYWORDS:
+            raise ValidationError(
+                f"Line {number} starts a new “{keyword}” section: manual lines must stay "
+                "inside this service.",
+                code="manual",
+            )
+        if keyword.startswith("."):
+            raise ValidationError(
+                f"Line {number}: conditional blocks and directives (“{keyword}”) are not "
+                "allowed in manual lines.",
+                code="manual",
+            )
+    return tuple(lines)
+
+
+def _shown(value: str) -> str:
+    """A value as it may be echoed in a message: printable and short."""
+    printable = "".join(char if char.isprintable() else "?" for char in value)
+    return printable if len(printable) <= 40 else printable[:37] + "..."

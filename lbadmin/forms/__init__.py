@@ -1,0 +1,1 @@
+"""Forms only validate (through lbadmin.allowlists); the services in lbadmin.services write."""

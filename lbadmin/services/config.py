@@ -1,0 +1,436 @@
+"""The cluster configuration as a whole: pending changes, snapshot, apply, revisions, rollback,
+export and import.
+
+Apply pipeline (run by the node's Celery worker, one at a time per node):
+snapshot the database → render haproxy.cfg (pure) → lbadmin.engines.haproxy_apply (validate
+with `haproxy -c -dW`, atomic swap keeping the last good file, save server states, reload,
+verify, restore on failure) → record a revision (who, when, outcome, text, hash, diff).
+"""
+
+import difflib
+import hashlib
+import logging
+import time
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from lbadmin import allowlists
+from lbadmin.engines.haproxy_apply import apply_haproxy_config
+from lbadmin.models import (
+    AuditEntry,
+    ConfigRevision,
+    ConfigState,
+    L7Settings,
+    RealServer,
+    User,
+    VirtualService,
+)
+from lbadmin.render.haproxy import render_haproxy
+from lbadmin.render.snapshot import (
+    Balance,
+    HaproxySnapshot,
+    HealthCheck,
+    L7Fallback,
+    L7Globals,
+    L7Protocol,
+    L7RealServer,
+    L7VirtualService,
+    Persistence,
+)
+from lbadmin.services.audit import audit_record
+from lbadmin.services.daemons import daemon_controllers, runtime_layout
+from lbadmin.services.locks import node_lock
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMAT = "lbadmin-cluster-config"
+EXPORT_VERSION = 1
+
+
+# --- Pending changes ----------------------------------------------------------------------------
+
+
+def config_changed() -> None:
+    """Mark the cluster configuration changed (called inside each write's transaction)."""
+    ConfigState.load()
+    ConfigState.objects.filter(pk=1).update(generation=F("generation") + 1)
+
+
+# --- Snapshot -----------------------------------------------------------------------------------
+
+
+def haproxy_snapshot() -> HaproxySnapshot:
+    """The Layer 7 configuration as the renderer's frozen input (2 queries)."""
+    settings = L7Settings.load()
+    services = VirtualService.objects.prefetch_related("real_servers").order_by("label")
+    return HaproxySnapshot(
+        globals=L7Globals(
+            logging=settings.logging,
+            log_only_errors=settings.log_only_errors,
+            redispatch=settings.redispatch,
+            connect_timeout_ms=settings.connect_timeout_ms,
+            client_timeout_ms=settings.client_timeout_ms,
+            server_timeout_ms=settings.server_timeout_ms,
+        ),
+        services=tuple(_service_snapshot(service) for service in services),
+    )
+
+
+def _service_snapshot(service: VirtualService) -> L7VirtualService:
+    return L7VirtualService(
+        label=service.label,
+        ip=service.ip,
+        ports=service.port_list,
+        protocol=L7Protocol(service.protocol),
+        balance=Balance(service.balance),
+        persistence=Persistence(service.persistence),
+        cookie_name=service.cookie_name,
+        persistence_timeout_s=service.persistence_timeout_s,
+        health_check=HealthCheck(service.health_check),
+        check_port=service.check_port,
+        check_interval_ms=service.check_interval_ms,
+        fallback=(
+            L7Fallback(ip=service.fallback_ip, port=service.fallback_port)
+            if service.fallback_ip
+            else None
+        ),
+        manual_lines=(
+            allowlists.clean_manual_lines(service.manual_text) if service.manual_config else None
+        ),
+        real_servers=tuple(
+            L7RealServer(
+                label=server.label,
+                ip=server.ip,
+                port=server.port,
+                weight=server.weight,
+                reencrypt=server.reencrypt,
+            )
+            for server in sorted(service.real_servers.all(), key=lambda s: s.label)
+        ),
+    )
+
+
+def haproxy_render_current() -> str:
+    return render_haproxy(haproxy_snapshot(), runtime_layout())
+
+
+def haproxy_running_text() -> str:
+    """The configuration file HAProxy was last given ('' before the first start)."""
+    path = daemon_controllers()["haproxy"].config_path
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def text_diff(old: str, new: str, *, old_name: str, new_name: str) -> str:
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=old_name,
+            tofile=new_name,
+        )
+    )
+
+
+def pending_diff() -> str:
+    """What Apply would change in the running haproxy.cfg."""
+    return text_diff(
+        haproxy_running_text(),
+        haproxy_render_current(),
+        old_name="running haproxy.cfg",
+        new_name="pending haproxy.cfg",
+    )
+
+
+# --- Apply --------------------------------------------------------------------------------------
+
+
+def config_apply_request(
+    *, actor: User | None, kind: ConfigRevision.Kind = ConfigRevision.Kind.APPLY
+) -> ConfigRevision:
+    """Queue an apply. Clicks while one is already queued join it: the queued apply renders
+    the database as it is when it starts, so it includes every change made before then."""
+    from lbadmin.tasks import config_apply_task  # tasks import services
+
+    with transaction.atomic():
+        ConfigState.load()
+        ConfigState.objects.select_for_update().get(pk=1)  # serialises concurrent requests
+        queued = ConfigRevision.objects.filter(status=ConfigRevision.Status.QUEUED).first()
+        if queued is not None:
+            return queued
+        revision = ConfigRevision.objects.create(actor=actor, kind=kind)
+        audit_record(
+            action=AuditEntry.Action.APPLY_REQUESTED, actor=actor, target=f"revision {revision.pk}"
+        )
+        transaction.on_commit(lambda: config_apply_task.delay(revision.pk))
+    return revision
+
+
+def config_apply_run(revision_id: int) -> ConfigRevision:
+    """Run one queued apply (the Celery task's body). Applies on a node never overlap."""
+    with node_lock("config-apply"):
+        # Whoever held the lock before us has finished; a revision still marked running was
+        # cut short (its worker was killed), and the engine kept the old or the new file.
+        ConfigRevision.objects.filter(status=ConfigRevision.Status.RUNNING).update(
+            status=ConfigRevision.Status.INTERRUPTED, finished_at=timezone.now()
+        )
+        updated = ConfigRevision.objects.filter(
+            pk=revision_id, status=ConfigRevision.Status.QUEUED
+        ).update(status=ConfigRevision.Status.RUNNING)
+        revision = ConfigRevision.objects.get(pk=revision_id)
+        if not updated:
+            return revision  # already run by another delivery of the same task
+        try:
+            _apply_revision(revision)
+        except Exception as error:  # the box must never poll a revision that will not finish
+            logger.exception("apply of revision %s failed", revision.pk)
+            revision.status = ConfigRevision.Status.FAILED
+            revision.error = f"Internal error, nothing was changed: {error}"
+            revision.finished_at = timezone.now()
+            revision.save()
+        ok = revision.status != ConfigRevision.Status.FAILED
+        audit_record(
+            action=AuditEntry.Action.APPLY_SUCCEEDED if ok else AuditEntry.Action.APPLY_FAILED,
+            actor=revision.actor,
+            target=f"revision {revision.pk}",
+            detail={"error": revision.error[:2000]} if revision.error else {},
+        )
+        return revision
+
+
+def _apply_revision(revision: ConfigRevision) -> None:
+    started = time.monotonic()
+    generation, document, snapshot = _consistent_snapshot()
+    text = render_haproxy(snapshot, runtime_layout())
+    previous = haproxy_running_text()
+    result = apply_haproxy_config(daemon_controllers()["haproxy"], text)
+    revision.generation = generation
+    revision.document = document
+    revision.text = text
+    revision.sha256 = hashlib.sha256(text.encode()).hexdigest()
+    revision.diff = text_diff(
+        previous, text, old_name="previous haproxy.cfg", new_name=f"revision {revision.pk}"
+    )
+    revision.error = result.error
+    revision.duration_ms = round((time.monotonic() - started) * 1000)
+    revision.finished_at = timezone.now()
+    if result.ok:
+        revision.status = (
+            ConfigRevision.Status.APPLIED if result.changed else ConfigRevision.Status.UNCHANGED
+        )
+        ConfigState.objects.filter(pk=1, applied_generation__lt=generation).update(
+            applied_generation=generation
+        )
+    else:
+        revision.status = ConfigRevision.Status.FAILED
+    revision.save()
+
+
+def _consistent_snapshot() -> tuple[int, dict[str, Any], HaproxySnapshot]:
+    """Database state read while no write landed in between (the generation did not move)."""
+    for _ in range(20):
+        before = ConfigState.load().generation
+        document = config_export()
+        snapshot = haproxy_snapshot()
+        if ConfigState.load().generation == before:
+            return before, document, snapshot
+        time.sleep(0.05)
+    raise RuntimeError("the configuration kept changing while it was being read")
+
+
+def config_rollback(*, actor: User | None, revision: ConfigRevision) -> ConfigRevision:
+    """Restore the database to what an earlier revision applied, then apply it."""
+    if not revision.document:
+        raise ValueError(f"revision {revision.pk} has no configuration to restore")
+    config_import(actor=actor, document=revision.document, reason=f"rollback to {revision.pk}")
+    return config_apply_request(actor=actor, kind=ConfigRevision.Kind.ROLLBACK)
+
+
+# --- Export / import ----------------------------------------------------------------------------
+
+
+def config_export() -> dict[str, Any]:
+    """The cluster configuration: everything an HA peer replicates (format documented in
+    docs/config-format.md). Deterministic: the same database gives the same document."""
+    settings = L7Settings.load()
+    services = VirtualService.objects.prefetch_related("real_servers").order_by("label")
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "layer7": {
+            "settings": {
+                "logging": settings.logging,
+                "log_only_errors": settings.log_only_errors,
+                "redispatch": settings.redispatch,
+                "connect_timeout_ms": settings.connect_timeout_ms,
+                "client_timeout_ms": settings.client_timeout_ms,
+                "server_timeout_ms": settings.server_timeout_ms,
+            },
+            "virtual_services": [
+                {
+                    "label": s.label,
+                    "ip": s.ip,
+                    "ports": list(s.port_list),
+                    "protocol": s.protocol,
+                    "balance": s.balance,
+                    "persistence": s.persistence,
+                    "cookie_name": s.cookie_name,
+                    "persistence_timeout_s": s.persistence_timeout_s,
+                    "health_check": s.health_check,
+                    "check_port": s.check_port,
+                    "check_interval_ms": s.check_interval_ms,
+                    "fallback_ip": s.fallback_ip,
+                    "fallback_port": s.fallback_port,
+                    "manual_config": s.manual_config,
+                    "manual_text": s.manual_text,
+                    "real_servers": [
+                        {
+                            "label": r.label,
+                            "ip": r.ip,
+                            "port": r.port,
+                            "weight": r.weight,
+                            "reencrypt": r.reencrypt,
+                        }
+                        for r in sorted(s.real_servers.all(), key=lambda r: r.label)
+                    ],
+                }
+                for s in services
+            ],
+        },
+    }
+
+
+class ImportRejected(ValueError):
+    """The document is not a valid configuration; nothing was changed."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+_SETTINGS_KEYS = {
+    "logging", "log_only_errors", "redispatch",
+    "connect_timeout_ms", "client_timeout_ms", "server_timeout_ms",
+}  # fmt: skip
+_SERVICE_KEYS = {
+    "label", "ip", "ports", "protocol", "balance", "persistence", "cookie_name",
+    "persistence_timeout_s", "health_check", "check_port", "check_interval_ms",
+    "fallback_ip", "fallback_port", "manual_config", "manual_text", "real_servers",
+}  # fmt: skip
+_SERVER_KEYS = {"label", "ip", "port", "weight", "reencrypt"}
+
+
+def config_import(*, actor: User | None, document: Any, reason: str = "import") -> None:
+    """Replace the cluster configuration with a document, in one transaction.
+
+    Every value goes through the same forms (and so the same allowlists) as the WebUI; if
+    anything is wrong the transaction is rolled back and ImportRejected lists every problem.
+    """
+    from lbadmin.forms.l7 import L7SettingsForm, RealServerForm, VirtualServiceForm
+
+    _check_envelope(document)
+    layer7 = document["layer7"]
+    problems: list[str] = []
+    with transaction.atomic():
+        RealServer.objects.all().delete()
+        VirtualService.objects.all().delete()
+        settings = L7Settings.load()
+        form = L7SettingsForm(
+            _form_data(layer7["settings"], _SETTINGS_KEYS, "settings", problems),
+            instance=settings,
+        )
+        if form.is_valid():
+            for name, value in form.values().items():
+                setattr(settings, name, value)
+            settings.save()
+        else:
+            problems += _form_problems("settings", form)
+        for index, item in enumerate(layer7["virtual_services"]):
+            where = f"virtual_services[{index}]"
+            data = _form_data(item, _SERVICE_KEYS, where, problems)
+            service_form = VirtualServiceForm(data)
+            if not service_form.is_valid():
+                problems += _form_problems(f"{where} ({item.get('label', '?')})", service_form)
+                continue
+            service = VirtualService.objects.create(**service_form.values())
+            for number, server in enumerate(item.get("real_servers") or []):
+                server_where = f"{where}.real_servers[{number}]"
+                server_form = RealServerForm(
+                    _form_data(server, _SERVER_KEYS, server_where, problems),
+                    virtual_service=service,
+                )
+                if server_form.is_valid():
+                    RealServer.objects.create(virtual_service=service, **server_form.values())
+                else:
+                    problems += _form_problems(server_where, server_form)
+        if problems:
+            transaction.set_rollback(True)
+        else:
+            config_changed()
+            audit_record(
+                action=AuditEntry.Action.CONFIG_IMPORTED,
+                actor=actor,
+                target=reason,
+                detail={"virtual_services": len(layer7["virtual_services"])},
+            )
+    if problems:
+        raise ImportRejected(problems)
+
+
+def _check_envelope(document: Any) -> None:
+    if not isinstance(document, dict):
+        raise ImportRejected(["the document is not a JSON object"])
+    if document.get("format") != EXPORT_FORMAT:
+        raise ImportRejected([f"format must be {EXPORT_FORMAT!r}"])
+    if document.get("version") != EXPORT_VERSION:
+        raise ImportRejected([f"version {document.get('version')!r} is not supported"])
+    unknown = set(document) - {"format", "version", "layer7"}
+    layer7 = document.get("layer7")
+    if unknown:
+        raise ImportRejected([f"unknown keys: {', '.join(sorted(unknown))}"])
+    if not isinstance(layer7, dict) or set(layer7) != {"settings", "virtual_services"}:
+        raise ImportRejected(["layer7 must hold exactly 'settings' and 'virtual_services'"])
+    if not isinstance(layer7["settings"], dict) or not isinstance(layer7["virtual_services"], list):
+        raise ImportRejected(["layer7.settings must be an object, virtual_services a list"])
+
+
+def _form_data(item: Any, allowed: set[str], where: str, problems: list[str]) -> dict[str, Any]:
+    """Turn a document object into what the WebUI's form would have posted."""
+    if not isinstance(item, dict):
+        problems.append(f"{where}: not an object")
+        return {}
+    unknown = set(item) - allowed
+    if unknown:
+        problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    data: dict[str, Any] = {}
+    for key, value in item.items():
+        if key not in allowed or key == "real_servers":
+            continue
+        # connect_timeout_ms -> the form's connect_timeout, which takes plain milliseconds
+        name = key.removesuffix("_ms").removesuffix("_s")
+        if key == "persistence_timeout_s" and isinstance(value, int):
+            value = f"{value}s"
+        if isinstance(value, bool):
+            data[name] = "on" if value else ""
+        elif value is None:
+            data[name] = ""
+        elif isinstance(value, list):
+            data[name] = ",".join(str(part) for part in value)
+        elif isinstance(value, int | str):
+            data[name] = str(value)
+        else:
+            problems.append(f"{where}.{key}: unsupported value")
+    return data
+
+
+def _form_problems(where: str, form: Any) -> list[str]:
+    return [
+        f"{where}.{field}: {message}"
+        for field, messages in form.errors.items()
+        for message in messages
+    ]

@@ -1,0 +1,101 @@
+"""Applying the configuration, View Configuration and Maintenance > Restart Services."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from lbadmin.models import AuditEntry, ConfigRevision, ConfigState
+from lbadmin.services.audit import audit_record
+from lbadmin.services.config import (
+    config_apply_request,
+    config_rollback,
+    haproxy_running_text,
+    pending_diff,
+)
+
+
+def _pending_box(request: HttpRequest, revision: ConfigRevision | None) -> HttpResponse:
+    return render(
+        request,
+        "lbadmin/partials/pending.html",
+        {"config_state": ConfigState.load(), "apply_revision": revision},
+    )
+
+
+@require_POST
+def apply(request: HttpRequest) -> HttpResponse:
+    """The blue box's "Reload HAProxy": queue an apply; the box then follows its progress."""
+    revision = config_apply_request(actor=request.user)
+    if request.htmx:
+        return _pending_box(request, revision)
+    messages.info(request, f"Applying the configuration (revision {revision.pk}).")
+    return redirect(request.POST.get("next") or "lbadmin:view_revisions")
+
+
+@require_GET
+def apply_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Polled by the blue box (htmx) until the apply has finished."""
+    return _pending_box(request, get_object_or_404(ConfigRevision, pk=pk))
+
+
+@require_GET
+def view_haproxy(request: HttpRequest) -> HttpResponse:
+    """View Configuration > Layer 7: the haproxy.cfg HAProxy is running."""
+    return render(request, "lbadmin/config/haproxy.html", {"text": haproxy_running_text()})
+
+
+@require_GET
+def view_pending(request: HttpRequest) -> HttpResponse:
+    """View Configuration > Pending Changes: what Apply would change."""
+    return render(request, "lbadmin/config/pending.html", {"diff": pending_diff()})
+
+
+@require_GET
+def revisions(request: HttpRequest) -> HttpResponse:
+    page = Paginator(
+        ConfigRevision.objects.select_related("actor").defer("text", "diff", "document"), 25
+    ).get_page(request.GET.get("page"))
+    return render(request, "lbadmin/config/revisions.html", {"page": page})
+
+
+@require_GET
+def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    revision = get_object_or_404(ConfigRevision.objects.select_related("actor"), pk=pk)
+    return render(request, "lbadmin/config/revision.html", {"revision": revision})
+
+
+@require_POST
+def revision_rollback(request: HttpRequest, pk: int) -> HttpResponse:
+    revision = get_object_or_404(ConfigRevision, pk=pk)
+    queued = config_rollback(actor=request.user, revision=revision)
+    messages.info(
+        request,
+        f"Configuration restored to revision {revision.pk}; applying it as revision {queued.pk}.",
+    )
+    return redirect("lbadmin:view_revisions")
+
+
+@require_GET
+def restart_services(request: HttpRequest) -> HttpResponse:
+    return render(request, "lbadmin/config/restart_services.html")
+
+
+@require_POST
+def restart_haproxy(request: HttpRequest) -> HttpResponse:
+    """Restart HAProxy: stops it (dropping every connection) and starts it again."""
+    from lbadmin.tasks import daemon_restart_task
+
+    error = daemon_restart_task.delay("haproxy").get(timeout=60)
+    audit_record(
+        action=AuditEntry.Action.SERVICE_RESTARTED,
+        actor=request.user,
+        target="haproxy",
+        detail={"error": error} if error else {},
+    )
+    if error:
+        messages.error(request, f"HAProxy did not restart: {error}")
+    else:
+        messages.success(request, "HAProxy restarted.")
+    return redirect("lbadmin:restart_services")

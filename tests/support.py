@@ -1,0 +1,55 @@
+"""Test backends: real HTTP servers on loopback addresses that answer with their own name."""
+
+import http.client
+import http.server
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class _NamedHandler(http.server.BaseHTTPRequestHandler):
+    # Without this every response waits ~40 ms for Nagle (DESIGN.md).
+    disable_nagle_algorithm = True
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = self.server.name.encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def http_backend(ip: str, port: int, name: str) -> Iterator[http.server.ThreadingHTTPServer]:
+    server = http.server.ThreadingHTTPServer((ip, port), _NamedHandler)
+    server.daemon_threads = True
+    server.name = name  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def fetch(
+    ip: str, port: int, path: str = "/", headers: dict | None = None, source: str | None = None
+) -> tuple[str, http.client.HTTPMessage]:
+    """One request on a new connection (from a chosen loopback address if `source` is given);
+    returns the body and the response headers (case-insensitive)."""
+    connection = http.client.HTTPConnection(
+        ip, port, timeout=5, source_address=(source, 0) if source else None
+    )
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.read().decode(), response.headers
+    finally:
+        connection.close()
