@@ -416,6 +416,20 @@ def _ensure_state_file(control: HaproxyControl) -> None:
         write_atomically(state, b"1\n", mode=0o600)
 
 
+_STATE_FILE_LINE = re.compile(r"(?m)^(\s*server-state-file\s+)\S+")
+
+
+def _without_runtime_state(text: str, control: HaproxyControl) -> str:
+    """The text to validate: the same configuration, its server-state file swapped for an
+    empty one. The check judges the configuration, not the moment: with the live state file,
+    every server that is DOWN right now makes `haproxy -c` warn ("changed from server-state
+    after a reload"), and -dW would then refuse every apply while any server is down."""
+    empty = control.layout.run_dir / "haproxy-check.state"
+    if not empty.exists():
+        write_atomically(empty, b"1\n", mode=0o600)
+    return _STATE_FILE_LINE.sub(lambda match: match.group(1) + str(empty), text)
+
+
 def _in_use_means_foreign(control: HaproxyControl, text: str) -> bool:
     """Whether EADDRINUSE in the bind probe can only come from another program.
 
@@ -546,11 +560,15 @@ class _Apply:
             # 4. Validate; warnings count as errors.
             phase = time.perf_counter()
             _ensure_state_file(control)
-            check = control.check_config(staged, strict=True)
+            checked = _stage(live, _without_runtime_state(self.text, control).encode())
+            try:
+                check = control.check_config(checked, strict=True)
+            finally:
+                checked.unlink(missing_ok=True)
             self._timed("check", phase)
-            self.check_output = _check_output(check.output, staged=staged, live=live)
+            self.check_output = _check_output(check.output, staged=checked, live=live)
             if not check.ok:
-                error = haproxy_messages(check.output, staged=staged, live=live)
+                error = haproxy_messages(check.output, staged=checked, live=live)
                 return self.result(False, False, error or self.check_output)
             if self.check_binds:
                 phase = time.perf_counter()

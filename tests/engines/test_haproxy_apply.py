@@ -616,6 +616,33 @@ def test_server_state_survives_an_apply(
 
 
 @pytest.mark.daemons
+def test_a_server_that_is_down_does_not_block_applies(
+    layout: RuntimeLayout, haproxy: HaproxyControl, backends: dict[str, int]
+) -> None:
+    host, port = free_listen_address()
+    dead = free_port_range(1)[1]  # nothing listens there: its health check fails
+    servers = {"rs1": backends["backend-1"], "rs2": dead}
+    checked = vip_config(layout, host, port, servers).replace(
+        f"127.0.0.1:{dead}\n", f"127.0.0.1:{dead} check inter 100ms fall 1\n"
+    )
+    assert apply_haproxy_config(haproxy, checked).ok
+    wait_until(
+        lambda: any(
+            line.startswith("vip,rs2,") and ",DOWN," in line
+            for line in haproxy.runtime_command("show stat").splitlines()
+        ),
+        5,
+        "rs2 to go DOWN",
+    )
+    # The state file now says rs2 is DOWN; validation must not turn that into a refusal.
+    result = apply_haproxy_config(
+        haproxy, checked.replace("timeout client 10s", "timeout client 11s")
+    )
+    assert result.ok and result.changed, result.error
+    assert {http_get(host, port) for _ in range(4)} == {b"backend-1"}
+
+
+@pytest.mark.daemons
 def test_concurrent_applies_never_overlap(
     layout: RuntimeLayout, haproxy: HaproxyControl, backends: dict[str, int], tmp_path: Path
 ) -> None:
