@@ -268,3 +268,24 @@ def test_lbconfig_export_writes_the_document(tmp_path) -> None:
     VirtualService.objects.all().delete()
     call_command("lbconfig", "import", str(out))
     assert config_export() == GUIDE
+
+
+@pytest.mark.daemons
+@pytest.mark.django_db(transaction=True)
+def test_restart_haproxy_from_maintenance(
+    client,
+    admin_user,
+    celery_worker_process,
+    haproxy_stopped_after,
+    backends: int,
+) -> None:
+    port = free_port(VIP)
+    web_service(port, backends)
+    assert wait_for(config_apply_request(actor=None)).status == ConfigRevision.Status.APPLIED
+    haproxy = daemon_controllers()["haproxy"]
+    before = haproxy.pid()
+    client.force_login(admin_user)
+    response = client.post("/lbadmin/maintenance/services/haproxy/restart/", follow=True)
+    assert "HAProxy restarted." in response.content.decode()
+    assert haproxy.pid() not in (None, before)  # a new master: connections were dropped
+    assert sum(spread(port, 4).values()) == 4

@@ -69,6 +69,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
 }
 
 _POLL_INTERVAL = 0.02
+_RELOAD_POLL_INTERVAL = 0.005
 _CHECK_TIMEOUT = 30.0  # haproxy -c takes 20-130 ms; this only guards against a hang
 _SOCKET_TIMEOUT = 3.0
 _MAX_SOCKET_REPLY = 64 * 1024 * 1024
@@ -835,7 +836,8 @@ class HaproxyControl(Controller):
                 raise DaemonError(self._explain_failed_reload(after, log_offset))
             if time.monotonic() >= deadline:
                 raise DaemonError(f"haproxy did not confirm the reload within {timeout}s")
-            time.sleep(_POLL_INTERVAL)
+            # A reload takes ~40 ms; `show proc` is a cheap local socket query, so poll finely.
+            time.sleep(_RELOAD_POLL_INTERVAL)
 
     def _explain_failed_reload(self, procs: HaproxyProcs, log_offset: int) -> str:
         head = (

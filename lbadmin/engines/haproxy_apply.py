@@ -178,6 +178,7 @@ _SECTION_KEYWORDS = frozenset(
 _PORT_SUFFIX = re.compile(r":(\d{1,5})$")
 _STATE_V1_FIELDS = 20  # be_id … srvrecord: the mandatory columns of version 1
 _STATE_PORT_COLUMN = 18  # srv_port
+_HOST_LIKE = re.compile(r"[A-Za-z0-9.-]+")  # IPv4 or a host name: not IPv6, unix@, ${VAR}
 
 
 def _config_lines(config_text: str) -> Iterator[tuple[int, str, str, list[str]]]:
@@ -213,7 +214,7 @@ def config_server_ports(config_text: str) -> dict[tuple[str, str], str]:
         address = words[2]
         match = _PORT_SUFFIX.search(address)
         host = address[: match.start()] if match else address
-        if not re.fullmatch(r"[A-Za-z0-9.-]+", host):
+        if not _HOST_LIKE.fullmatch(host):
             continue  # IPv6, unix@, ${VAR}, …
         if match:
             port = int(match.group(1))

@@ -55,6 +55,9 @@ class ConfigRevision(models.Model):
     diff = models.TextField(blank=True)  # against the configuration that was running before
     error = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Seconds per phase: snapshot, render, the engine's lock/check/write/save_state/reload,
+    # to_serving (request picked up → new worker serving) and total.
+    timings = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-id"]

@@ -19,6 +19,7 @@ Measured on HAProxy 2.6.12 (``haproxy -c -dW``, warnings fatal):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -93,14 +94,22 @@ def _label(value: str, what: str) -> str:
 
 
 def _ip(value: str, what: str) -> Address:
+    address = _canonical_ip(value) if isinstance(value, str) else None
+    if address is None:
+        raise ValueError(f"invalid {what} IP address (not canonical IPv4/IPv6): {value!r}")
+    return address
+
+
+@functools.lru_cache(maxsize=65536)  # the same servers recur across services; parsing is slow
+def _canonical_ip(value: str) -> Address | None:
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
-        raise ValueError(f"invalid {what} IP address: {value!r}") from None
+        return None
     # Round trip: only the canonical text, no spaces or extra text; and no IPv6 scope
     # ("fe80::1%eth0" round-trips, but the allowlist refuses scoped addresses).
     if str(address) != value or getattr(address, "scope_id", None):
-        raise ValueError(f"{what} IP address is not in canonical form: {value!r}")
+        return None
     return address
 
 

@@ -63,53 +63,43 @@ def config_changed() -> None:
 
 
 def haproxy_snapshot() -> HaproxySnapshot:
-    """The Layer 7 configuration as the renderer's frozen input (2 queries)."""
-    settings = L7Settings.load()
-    services = VirtualService.objects.prefetch_related("real_servers").order_by("label")
+    """The Layer 7 configuration as the renderer's frozen input."""
+    return snapshot_from_document(config_export())
+
+
+def snapshot_from_document(document: dict[str, Any]) -> HaproxySnapshot:
+    """The renderer's input from an export document (already validated: it is read from the
+    database, or went through config_import), so one database read serves both the revision's
+    document and the render."""
+    layer7 = document["layer7"]
     return HaproxySnapshot(
-        globals=L7Globals(
-            logging=settings.logging,
-            log_only_errors=settings.log_only_errors,
-            redispatch=settings.redispatch,
-            connect_timeout_ms=settings.connect_timeout_ms,
-            client_timeout_ms=settings.client_timeout_ms,
-            server_timeout_ms=settings.server_timeout_ms,
-        ),
-        services=tuple(_service_snapshot(service) for service in services),
+        globals=L7Globals(**layer7["settings"]),
+        services=tuple(_service_snapshot(item) for item in layer7["virtual_services"]),
     )
 
 
-def _service_snapshot(service: VirtualService) -> L7VirtualService:
+def _service_snapshot(item: dict[str, Any]) -> L7VirtualService:
     return L7VirtualService(
-        label=service.label,
-        ip=service.ip,
-        ports=service.port_list,
-        protocol=L7Protocol(service.protocol),
-        balance=Balance(service.balance),
-        persistence=Persistence(service.persistence),
-        cookie_name=service.cookie_name,
-        persistence_timeout_s=service.persistence_timeout_s,
-        health_check=HealthCheck(service.health_check),
-        check_port=service.check_port,
-        check_interval_ms=service.check_interval_ms,
+        label=item["label"],
+        ip=item["ip"],
+        ports=tuple(item["ports"]),
+        protocol=L7Protocol(item["protocol"]),
+        balance=Balance(item["balance"]),
+        persistence=Persistence(item["persistence"]),
+        cookie_name=item["cookie_name"],
+        persistence_timeout_s=item["persistence_timeout_s"],
+        health_check=HealthCheck(item["health_check"]),
+        check_port=item["check_port"],
+        check_interval_ms=item["check_interval_ms"],
         fallback=(
-            L7Fallback(ip=service.fallback_ip, port=service.fallback_port)
-            if service.fallback_ip
+            L7Fallback(ip=item["fallback_ip"], port=item["fallback_port"])
+            if item["fallback_ip"]
             else None
         ),
         manual_lines=(
-            allowlists.clean_manual_lines(service.manual_text) if service.manual_config else None
+            allowlists.clean_manual_lines(item["manual_text"]) if item["manual_config"] else None
         ),
-        real_servers=tuple(
-            L7RealServer(
-                label=server.label,
-                ip=server.ip,
-                port=server.port,
-                weight=server.weight,
-                reencrypt=server.reencrypt,
-            )
-            for server in sorted(service.real_servers.all(), key=lambda s: s.label)
-        ),
+        real_servers=tuple(L7RealServer(**server) for server in item["real_servers"]),
     )
 
 
@@ -206,9 +196,18 @@ def config_apply_run(revision_id: int) -> ConfigRevision:
 def _apply_revision(revision: ConfigRevision) -> None:
     started = time.monotonic()
     generation, document, snapshot = _consistent_snapshot()
+    snapshot_done = time.monotonic()
     text = render_haproxy(snapshot, runtime_layout())
+    render_done = time.monotonic()
     previous = haproxy_running_text()
     result = apply_haproxy_config(daemon_controllers()["haproxy"], text)
+    serving = time.monotonic()
+    revision.timings = {
+        "snapshot": snapshot_done - started,
+        "render": render_done - snapshot_done,
+        **{f"engine_{phase}": seconds for phase, seconds in result.timings.items()},
+        "to_serving": serving - started,
+    }
     revision.generation = generation
     revision.document = document
     revision.text = text
@@ -217,7 +216,8 @@ def _apply_revision(revision: ConfigRevision) -> None:
         previous, text, old_name="previous haproxy.cfg", new_name=f"revision {revision.pk}"
     )
     revision.error = result.error
-    revision.duration_ms = round((time.monotonic() - started) * 1000)
+    revision.timings["total"] = time.monotonic() - started
+    revision.duration_ms = round(revision.timings["total"] * 1000)
     revision.finished_at = timezone.now()
     if result.ok:
         revision.status = (
@@ -236,9 +236,8 @@ def _consistent_snapshot() -> tuple[int, dict[str, Any], HaproxySnapshot]:
     for _ in range(20):
         before = ConfigState.load().generation
         document = config_export()
-        snapshot = haproxy_snapshot()
         if ConfigState.load().generation == before:
-            return before, document, snapshot
+            return before, document, snapshot_from_document(document)
         time.sleep(0.05)
     raise RuntimeError("the configuration kept changing while it was being read")
 
@@ -258,51 +257,39 @@ def config_export() -> dict[str, Any]:
     """The cluster configuration: everything an HA peer replicates (format documented in
     docs/config-format.md). Deterministic: the same database gives the same document."""
     settings = L7Settings.load()
-    services = VirtualService.objects.prefetch_related("real_servers").order_by("label")
+    # Plain values, not model instances: an apply reads the whole configuration (10,000 real
+    # servers in the benchmark), and building model objects would dominate its cost.
+    servers: dict[int, list[dict[str, Any]]] = {}
+    for server in RealServer.objects.order_by("virtual_service_id", "label").values(
+        "virtual_service_id", *_SERVER_KEYS_IN_ORDER
+    ):
+        servers.setdefault(server.pop("virtual_service_id"), []).append(server)
+    services = []
+    for service in VirtualService.objects.order_by("label").values("id", *_SERVICE_FIELDS):
+        service_id = service.pop("id")
+        service["ports"] = [int(port) for port in service["ports"].split(",") if port]
+        service["real_servers"] = servers.get(service_id, [])
+        services.append(service)
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
         "layer7": {
-            "settings": {
-                "logging": settings.logging,
-                "log_only_errors": settings.log_only_errors,
-                "redispatch": settings.redispatch,
-                "connect_timeout_ms": settings.connect_timeout_ms,
-                "client_timeout_ms": settings.client_timeout_ms,
-                "server_timeout_ms": settings.server_timeout_ms,
-            },
-            "virtual_services": [
-                {
-                    "label": s.label,
-                    "ip": s.ip,
-                    "ports": list(s.port_list),
-                    "protocol": s.protocol,
-                    "balance": s.balance,
-                    "persistence": s.persistence,
-                    "cookie_name": s.cookie_name,
-                    "persistence_timeout_s": s.persistence_timeout_s,
-                    "health_check": s.health_check,
-                    "check_port": s.check_port,
-                    "check_interval_ms": s.check_interval_ms,
-                    "fallback_ip": s.fallback_ip,
-                    "fallback_port": s.fallback_port,
-                    "manual_config": s.manual_config,
-                    "manual_text": s.manual_text,
-                    "real_servers": [
-                        {
-                            "label": r.label,
-                            "ip": r.ip,
-                            "port": r.port,
-                            "weight": r.weight,
-                            "reencrypt": r.reencrypt,
-                        }
-                        for r in sorted(s.real_servers.all(), key=lambda r: r.label)
-                    ],
-                }
-                for s in services
-            ],
+            "settings": {name: getattr(settings, name) for name in _SETTINGS_KEYS_IN_ORDER},
+            "virtual_services": services,
         },
     }
+
+
+_SETTINGS_KEYS_IN_ORDER = (
+    "logging", "log_only_errors", "redispatch",
+    "connect_timeout_ms", "client_timeout_ms", "server_timeout_ms",
+)  # fmt: skip
+_SERVICE_FIELDS = (
+    "label", "ip", "ports", "protocol", "balance", "persistence", "cookie_name",
+    "persistence_timeout_s", "health_check", "check_port", "check_interval_ms",
+    "fallback_ip", "fallback_port", "manual_config", "manual_text",
+)  # fmt: skip
+_SERVER_KEYS_IN_ORDER = ("label", "ip", "port", "weight", "reencrypt")
 
 
 class ImportRejected(ValueError):
@@ -313,16 +300,9 @@ class ImportRejected(ValueError):
         self.problems = problems
 
 
-_SETTINGS_KEYS = {
-    "logging", "log_only_errors", "redispatch",
-    "connect_timeout_ms", "client_timeout_ms", "server_timeout_ms",
-}  # fmt: skip
-_SERVICE_KEYS = {
-    "label", "ip", "ports", "protocol", "balance", "persistence", "cookie_name",
-    "persistence_timeout_s", "health_check", "check_port", "check_interval_ms",
-    "fallback_ip", "fallback_port", "manual_config", "manual_text", "real_servers",
-}  # fmt: skip
-_SERVER_KEYS = {"label", "ip", "port", "weight", "reencrypt"}
+_SETTINGS_KEYS = set(_SETTINGS_KEYS_IN_ORDER)
+_SERVICE_KEYS = {*_SERVICE_FIELDS, "real_servers"}
+_SERVER_KEYS = set(_SERVER_KEYS_IN_ORDER)
 
 
 def config_import(*, actor: User | None, document: Any, reason: str = "import") -> None:
