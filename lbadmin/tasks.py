@@ -23,3 +23,15 @@ def config_apply_task(revision_id: int) -> str:
 @shared_task
 def daemon_restart_task(name: str) -> str:
     return daemon_restart(name)
+
+
+@shared_task
+def drain_then_halt_task(server_id: int) -> bool:
+    """Checks a draining server every half second (a short task that re-queues itself, so a
+    long drain never holds the node's worker away from applies)."""
+    from lbadmin.services.overview import drain_then_halt_step
+
+    done = drain_then_halt_step(server_id)
+    if not done:
+        drain_then_halt_task.apply_async((server_id,), countdown=0.5)
+    return done

@@ -1,11 +1,14 @@
 from django.urls import path
 
-from lbadmin.views import auth, config, health, l7, pages
+from lbadmin.views import auth, config, health, l7, overview, pages
 
 app_name = "lbadmin"
 
 urlpatterns = [
-    path("", pages.overview, name="overview"),
+    path("", overview.page, name="overview"),
+    path("overview/table/", overview.table, name="overview_table"),
+    path("overview/servers/<int:pk>/state/", overview.server_state, name="server_state"),
+    path("overview/wizard/dismiss/", overview.dismiss_wizard, name="dismiss_wizard"),
     path("login/", auth.LoginView.as_view(), name="login"),
     path("logout/", auth.LogoutView.as_view(), name="logout"),
     # Cluster Configuration > Layer 7

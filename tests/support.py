@@ -2,6 +2,7 @@
 
 import http.client
 import http.server
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,3 +54,26 @@ def fetch(
         return response.read().decode(), response.headers
     finally:
         connection.close()
+
+
+def request_on(sock: socket.socket) -> str:
+    """One HTTP/1.1 request on an open (kept-alive) connection; returns the response body."""
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: lbadmin\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("connection closed before the response")
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(
+        next(
+            line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        ).split(b":")[1]
+    )
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("connection closed mid-body")
+        body += chunk
+    return body.decode()

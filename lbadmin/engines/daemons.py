@@ -43,7 +43,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -673,6 +673,16 @@ class Controller:
             return f"not running: stale pid file {self.pid_path} (pid {stale})"
         return "not running"
 
+    def runtime_batch(self, cmds: Sequence[str], timeout: float = _SOCKET_TIMEOUT) -> str:
+        """Several commands in ONE round trip on the admin socket. Each is checked on its own
+        (no separator inside), then they are joined with the CLI's own ';'."""
+        for cmd in cmds:
+            _validate_cli_command(cmd)
+        try:
+            return _cli_exchange(self.admin_socket, "; ".join(cmds), timeout)
+        except OSError as exc:
+            raise DaemonError(f"haproxy admin socket {self.admin_socket}: {exc}") from exc
+
     def _running_detail(self, pid: int) -> str:
         return f"pid {pid}, up {_format_duration(_uptime_seconds(pid))}"
 
@@ -903,6 +913,16 @@ class HaproxyControl(Controller):
         except OSError as exc:
             raise DaemonError(f"haproxy admin socket {self.admin_socket}: {exc}") from exc
 
+    def runtime_batch(self, cmds: Sequence[str], timeout: float = _SOCKET_TIMEOUT) -> str:
+        """Several commands in ONE round trip on the admin socket. Each is checked on its own
+        (no separator inside), then they are joined with the CLI's own ';'."""
+        for cmd in cmds:
+            _validate_cli_command(cmd)
+        try:
+            return _cli_exchange(self.admin_socket, "; ".join(cmds), timeout)
+        except OSError as exc:
+            raise DaemonError(f"haproxy admin socket {self.admin_socket}: {exc}") from exc
+
     def _running_detail(self, pid: int) -> str:
         try:
             info = parse_show_info(self.runtime_command("show info", timeout=1.0))
@@ -1128,6 +1148,16 @@ class KeepalivedControl(Controller):
         _signal(pid, signal.SIGHUP)
         if self.pid() is None:
             raise DaemonError("keepalived exited after SIGHUP")
+
+    def runtime_batch(self, cmds: Sequence[str], timeout: float = _SOCKET_TIMEOUT) -> str:
+        """Several commands in ONE round trip on the admin socket. Each is checked on its own
+        (no separator inside), then they are joined with the CLI's own ';'."""
+        for cmd in cmds:
+            _validate_cli_command(cmd)
+        try:
+            return _cli_exchange(self.admin_socket, "; ".join(cmds), timeout)
+        except OSError as exc:
+            raise DaemonError(f"haproxy admin socket {self.admin_socket}: {exc}") from exc
 
     def _running_detail(self, pid: int) -> str:
         # From the live command line, not self.vrrp_only: report what actually runs.

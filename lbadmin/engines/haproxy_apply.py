@@ -291,7 +291,19 @@ def _bind_targets(spec: str) -> list[tuple[socket.AddressFamily, str, int]] | No
     return [(family, str(address), port) for port in range(low, high + 1)]
 
 
-def bind_problems(config_text: str, *, check_in_use: bool = True) -> list[str]:
+def bound_specs(config_text: str) -> frozenset[str]:
+    """The address specs of every ``bind`` line (``127.0.0.1:80``, ``[::1]:443`` …)."""
+    return frozenset(
+        spec
+        for _number, keyword, _section, words in _config_lines(config_text)
+        if keyword in ("frontend", "listen") and words[0] == "bind" and len(words) > 1
+        for spec in words[1].split(",")
+    )
+
+
+def bind_problems(
+    config_text: str, *, check_in_use: bool = True, already_bound: frozenset[str] = frozenset()
+) -> list[str]:
     """Why some ``bind`` of the config would fail on this host, found by binding it.
 
     ``haproxy -c`` never binds, and a reload that fails to bind is not harmless: measured on
@@ -303,7 +315,8 @@ def bind_problems(config_text: str, *, check_in_use: bool = True) -> list[str]:
     does, with the same errno HAProxy would get. Binds marked ``transparent``/``freebind`` or
     in another ``namespace`` are skipped (they may bind what the host lacks), as are forms
     ``_bind_targets`` does not parse. ``check_in_use=False`` ignores EADDRINUSE (for
-    ``noreuseport`` configs, where HAProxy's own listeners would trip it).
+    ``noreuseport`` configs, where HAProxy's own listeners would trip it). Specs in
+    ``already_bound`` (held by the serving worker, handed over on reload) are not probed.
     """
     problems = []
     for number, keyword, section, words in _config_lines(config_text):
@@ -312,6 +325,8 @@ def bind_problems(config_text: str, *, check_in_use: bool = True) -> list[str]:
         if {"transparent", "freebind", "namespace"} & set(words[2:]):
             continue
         for spec in words[1].split(","):
+            if spec in already_bound:
+                continue
             for family, host, port in _bind_targets(spec) or []:
                 error = _probe_bind(family, host, port)
                 if error is None or (error.errno == errno.EADDRINUSE and not check_in_use):
@@ -574,7 +589,13 @@ class _Apply:
             if self.check_binds:
                 phase = time.perf_counter()
                 in_use = _in_use_means_foreign(control, self.text)
-                problems = bind_problems(self.text, check_in_use=in_use)
+                # Binds the serving worker already holds cannot fail: probe only new ones.
+                held = (
+                    bound_specs(previous.decode(errors="replace"))
+                    if live_is_served
+                    else frozenset()
+                )
+                problems = bind_problems(self.text, check_in_use=in_use, already_bound=held)
                 self._timed("check", phase)
                 if problems:
                     return self.result(

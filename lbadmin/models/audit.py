@@ -21,6 +21,7 @@ class AuditEntry(models.Model):
         APPLY_FAILED = "apply_failed", "Apply failed"
         ROLLBACK_REQUESTED = "rollback_requested", "Rollback requested"
         SERVICE_RESTARTED = "service_restarted", "Service restarted"
+        SERVER_STATE_CHANGED = "server_state_changed", "Real server state changed"
 
     at = models.DateTimeField(default=timezone.now)
     actor = models.ForeignKey(

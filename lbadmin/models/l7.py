@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from lbadmin.render.snapshot import Balance, HealthCheck, L7Protocol, Persistence
+from lbadmin.render.snapshot import AdminState, Balance, HealthCheck, L7Protocol, Persistence
 
 
 class L7Settings(models.Model):
@@ -92,6 +92,19 @@ class RealServer(models.Model):
     port = models.PositiveIntegerField("Real Server port", null=True, blank=True)
     weight = models.PositiveSmallIntegerField(default=100)
     reencrypt = models.BooleanField("Re-encrypt to backend", default=False)
+    # Set from System Overview (drain / halt / online): operational state, not configuration,
+    # so changing it never marks the configuration pending or needs a reload.
+    admin_state = models.CharField(
+        max_length=8,
+        choices=[
+            (AdminState.ONLINE, "Online"),
+            (AdminState.DRAIN, "Drain"),
+            (AdminState.HALT, "Halt"),
+        ],
+        default=AdminState.ONLINE,
+    )
+    # "Drain, then halt": halt at this time at the latest (sooner once idle).
+    halt_after = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["virtual_service__label", "label"]

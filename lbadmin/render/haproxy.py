@@ -26,6 +26,7 @@ import unicodedata
 from typing import TYPE_CHECKING
 
 from lbadmin.render.snapshot import (
+    AdminState,
     Balance,
     HaproxySnapshot,
     HealthCheck,
@@ -203,8 +204,15 @@ def _server_line(server: L7RealServer, *, cookie: bool, check: str | None) -> st
     address = _ip(server.ip, f"real server {label}")
     port = None if server.port is None else _port(server.port, f"real server {label} port")
     weight = _int(server.weight, 0, _MAX_WEIGHT, f"real server {label} weight")
+    state = AdminState(server.state)
+    # A drained server starts with no share of new connections, a halted one in maintenance,
+    # so System Overview's drain/halt hold across restarts and reboots, not only reloads.
+    if state is AdminState.DRAIN:
+        weight = 0
     # server.reencrypt has no effect until TLS to the backends is implemented.
     parts = [f"server {label} {_address(address, port)} weight {weight}"]
+    if state is AdminState.HALT:
+        parts.append("disabled")
     if cookie:
         parts.append(f"cookie {label}")
     if check is not None:

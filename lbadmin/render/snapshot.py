@@ -26,6 +26,14 @@ class Balance(StrEnum):
     SOURCE = "source"  # hash of the client address
 
 
+class AdminState(StrEnum):
+    """What an administrator set on System Overview (survives reloads, restarts, reboots)."""
+
+    ONLINE = "online"
+    DRAIN = "drain"  # no new connections; existing ones finish (rendered as weight 0)
+    HALT = "halt"  # out of service (rendered as `disabled`)
+
+
 class HealthCheck(StrEnum):
     CONNECT = "connect"  # TCP connect to the check port (default)
     NONE = "none"  # always considered up
@@ -50,6 +58,7 @@ class L7RealServer:
     port: int | None  # None: the port the client connected to
     weight: int = 100  # 0..256 (0 = no new connections)
     reencrypt: bool = False  # TLS to the backend (effect comes with the SSL issue)
+    state: AdminState = AdminState.ONLINE
 
 
 @dataclass(frozen=True)

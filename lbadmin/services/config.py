@@ -30,6 +30,7 @@ from lbadmin.models import (
 )
 from lbadmin.render.haproxy import render_haproxy
 from lbadmin.render.snapshot import (
+    AdminState,
     Balance,
     HaproxySnapshot,
     HealthCheck,
@@ -64,21 +65,35 @@ def config_changed() -> None:
 
 def haproxy_snapshot() -> HaproxySnapshot:
     """The Layer 7 configuration as the renderer's frozen input."""
-    return snapshot_from_document(config_export())
+    return snapshot_from_document(config_export(), admin_states())
 
 
-def snapshot_from_document(document: dict[str, Any]) -> HaproxySnapshot:
+AdminStates = dict[tuple[str, str], str]
+
+
+def admin_states() -> AdminStates:
+    """(service label, server label) -> drain/halt, for servers not online (one query)."""
+    return {
+        (service, server): state
+        for service, server, state in RealServer.objects.exclude(
+            admin_state=AdminState.ONLINE
+        ).values_list("virtual_service__label", "label", "admin_state")
+    }
+
+
+def snapshot_from_document(document: dict[str, Any], states: AdminStates) -> HaproxySnapshot:
     """The renderer's input from an export document (already validated: it is read from the
     database, or went through config_import), so one database read serves both the revision's
-    document and the render."""
+    document and the render. `states` adds System Overview's drain/halt, which are operational
+    state and so not part of the document."""
     layer7 = document["layer7"]
     return HaproxySnapshot(
         globals=L7Globals(**layer7["settings"]),
-        services=tuple(_service_snapshot(item) for item in layer7["virtual_services"]),
+        services=tuple(_service_snapshot(item, states) for item in layer7["virtual_services"]),
     )
 
 
-def _service_snapshot(item: dict[str, Any]) -> L7VirtualService:
+def _service_snapshot(item: dict[str, Any], states: AdminStates) -> L7VirtualService:
     return L7VirtualService(
         label=item["label"],
         ip=item["ip"],
@@ -99,7 +114,13 @@ def _service_snapshot(item: dict[str, Any]) -> L7VirtualService:
         manual_lines=(
             allowlists.clean_manual_lines(item["manual_text"]) if item["manual_config"] else None
         ),
-        real_servers=tuple(L7RealServer(**server) for server in item["real_servers"]),
+        real_servers=tuple(
+            L7RealServer(
+                **server,
+                state=AdminState(states.get((item["label"], server["label"]), AdminState.ONLINE)),
+            )
+            for server in item["real_servers"]
+        ),
     )
 
 
@@ -236,8 +257,9 @@ def _consistent_snapshot() -> tuple[int, dict[str, Any], HaproxySnapshot]:
     for _ in range(20):
         before = ConfigState.load().generation
         document = config_export()
+        states = admin_states()
         if ConfigState.load().generation == before:
-            return before, document, snapshot_from_document(document)
+            return before, document, snapshot_from_document(document, states)
         time.sleep(0.05)
     raise RuntimeError("the configuration kept changing while it was being read")
 
@@ -317,6 +339,7 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
     layer7 = document["layer7"]
     problems: list[str] = []
     with transaction.atomic():
+        kept_states = admin_states()  # a rollback must not undo a drain or a halt
         RealServer.objects.all().delete()
         VirtualService.objects.all().delete()
         settings = L7Settings.load()
@@ -345,7 +368,11 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
                     virtual_service=service,
                 )
                 if server_form.is_valid():
-                    RealServer.objects.create(virtual_service=service, **server_form.values())
+                    values = server_form.values()
+                    values["admin_state"] = kept_states.get(
+                        (service.label, values["label"]), AdminState.ONLINE
+                    )
+                    RealServer.objects.create(virtual_service=service, **values)
                 else:
                     problems += _form_problems(server_where, server_form)
         if problems:

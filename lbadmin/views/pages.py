@@ -1,17 +1,10 @@
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from lbadmin.models import AuditEntry
 from lbadmin.services.daemons import daemons_status
-
-
-@require_GET
-def overview(request: HttpRequest) -> HttpResponse:
-    """System Overview: the landing page after login."""
-    return render(request, "lbadmin/overview.html", {"now": timezone.now()})
 
 
 @require_GET

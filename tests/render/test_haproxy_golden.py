@@ -20,6 +20,7 @@ import pytest
 from lbadmin.engines.daemons import RuntimeLayout, find_binary
 from lbadmin.render.haproxy import render_haproxy
 from lbadmin.render.snapshot import (
+    AdminState,
     Balance,
     HaproxySnapshot,
     HealthCheck,
@@ -221,6 +222,19 @@ CASES: dict[str, HaproxySnapshot] = {
             dataclasses.replace(SMTP, fallback=L7Fallback("10.0.0.99", None)),
             dataclasses.replace(
                 FRONT_END_POOL, label="v6-fallback", fallback=L7Fallback("2001:db8::99", 5061)
+            ),
+        )
+    ),
+    # System Overview's drain and halt, as they must survive a restart.
+    "admin_states": HaproxySnapshot(
+        services=(
+            dataclasses.replace(
+                WEB,
+                real_servers=(
+                    L7RealServer("web1", "10.0.0.11", 80, state=AdminState.DRAIN),
+                    L7RealServer("web2", "10.0.0.12", 80, weight=50, state=AdminState.HALT),
+                    L7RealServer("web3", "10.0.0.13", 80),
+                ),
             ),
         )
     ),

@@ -1,0 +1,164 @@
+"""System Overview: every virtual service and real server with its live state, and the
+drain / halt / online actions that take a server out of service without a reload."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.paginator import Page, Paginator
+from django.db import transaction
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from lbadmin.engines.daemons import DaemonError
+from lbadmin.engines.haproxy_runtime import (
+    LiveStatus,
+    ServerState,
+    ServerStats,
+    runtime_snapshot,
+    server_connections,
+    server_set_state,
+)
+from lbadmin.models import AuditEntry, RealServer, User, VirtualService
+from lbadmin.render.snapshot import AdminState
+from lbadmin.services.audit import audit_record
+from lbadmin.services.daemons import daemon_controllers
+
+
+@dataclass(frozen=True)
+class ServerRow:
+    server: RealServer
+    status: LiveStatus
+    connections: int | None
+    live_weight: int | None
+    check: str
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    service: VirtualService
+    status: LiveStatus
+    connections: int | None
+    servers: tuple[ServerRow, ...]
+
+
+@dataclass(frozen=True)
+class Overview:
+    services: tuple[ServiceRow, ...]
+    runtime_ok: bool
+    runtime_error: str
+    page: Page
+
+
+SERVICES_PER_PAGE = 50
+
+
+def overview(page_number: str | int | None = 1) -> Overview:
+    """One page of services: three database queries (count, services, their servers) and one
+    runtime-API round trip, however many services and servers exist."""
+    services = VirtualService.objects.order_by("label").prefetch_related(
+        Prefetch("real_servers", queryset=RealServer.objects.order_by("label"))
+    )
+    page = Paginator(services, SERVICES_PER_PAGE).get_page(page_number)
+    live = runtime_snapshot(
+        daemon_controllers()["haproxy"], proxies=[service.label for service in page]
+    )
+    rows = []
+    for service in page:
+        proxy = live.proxies.get(service.label) if live.ok else None
+        servers = tuple(
+            _server_row(server, proxy.servers.get(server.label) if proxy else None)
+            for server in service.real_servers.all()
+        )
+        rows.append(
+            ServiceRow(
+                service=service,
+                status=summarise(tuple(row.status for row in servers)),
+                connections=proxy.connections if proxy else None,
+                servers=servers,
+            )
+        )
+    return Overview(services=tuple(rows), runtime_ok=live.ok, runtime_error=live.error, page=page)
+
+
+def _server_row(server: RealServer, stats: ServerStats | None) -> ServerRow:
+    if stats is None:  # not applied yet, or HAProxy is not answering
+        return ServerRow(server, LiveStatus.UNKNOWN, None, None, "")
+    return ServerRow(server, stats.status, stats.connections, stats.weight, stats.check)
+
+
+def summarise(statuses: tuple[LiveStatus, ...]) -> LiveStatus:
+    """A service's colour from its servers': green only if all are up, red if none can take
+    traffic, blue if all are halted, yellow when in between."""
+    known = [s for s in statuses if s is not LiveStatus.UNKNOWN]
+    if not known:
+        return LiveStatus.UNKNOWN
+    if all(s is LiveStatus.UP for s in known):
+        return LiveStatus.UP
+    if all(s is LiveStatus.HALTED for s in known):
+        return LiveStatus.HALTED
+    if any(s in (LiveStatus.UP, LiveStatus.DRAINING) for s in known):
+        return LiveStatus.DRAINING
+    return LiveStatus.DOWN
+
+
+def realserver_set_state(
+    *, actor: User | None, server: RealServer, state: AdminState, source_ip: str | None = None
+) -> str:
+    """Record the state, then tell HAProxy through its runtime API (no reload). Returns ''
+    or a warning for the administrator when HAProxy could not take it right now (it is
+    recorded, and every later apply, restart or reboot renders it)."""
+    service = server.virtual_service
+    with transaction.atomic():
+        RealServer.objects.filter(pk=server.pk).update(admin_state=state, halt_after=None)
+        audit_record(
+            action=AuditEntry.Action.SERVER_STATE_CHANGED,
+            actor=actor,
+            source_ip=source_ip,
+            target=f"L7 real server {service.label}/{server.label}",
+            detail={"state": str(state)},
+        )
+    server.admin_state, server.halt_after = state, None
+    try:
+        server_set_state(
+            daemon_controllers()["haproxy"],
+            service.label,
+            server.label,
+            ServerState(state.value),
+            weight=server.weight,
+        )
+    except DaemonError as error:
+        return (
+            f"Recorded, but HAProxy did not take it now ({error}); it applies at the next reload."
+        )
+    return ""
+
+
+def realserver_drain_then_halt(
+    *, actor: User | None, server: RealServer, timeout: timedelta, source_ip: str | None = None
+) -> str:
+    """Drain now; the worker halts the server once it has no connections left, or when the
+    timeout passes — the guide's two-step maintenance without anyone watching the counter."""
+    from lbadmin.tasks import drain_then_halt_task  # tasks import services
+
+    warning = realserver_set_state(
+        actor=actor, server=server, state=AdminState.DRAIN, source_ip=source_ip
+    )
+    server.halt_after = timezone.now() + timeout
+    RealServer.objects.filter(pk=server.pk).update(halt_after=server.halt_after)
+    transaction.on_commit(lambda: drain_then_halt_task.apply_async((server.pk,), countdown=0.5))
+    return warning
+
+
+def drain_then_halt_step(server_id: int) -> bool:
+    """One look at a draining server; halts it when idle or overdue. True when finished
+    (halted, or someone changed the server's state meanwhile)."""
+    server = RealServer.objects.select_related("virtual_service").filter(pk=server_id).first()
+    if server is None or server.admin_state != AdminState.DRAIN or server.halt_after is None:
+        return True
+    connections = server_connections(
+        daemon_controllers()["haproxy"], server.virtual_service.label, server.label
+    )
+    if connections == 0 or timezone.now() >= server.halt_after:
+        realserver_set_state(actor=None, server=server, state=AdminState.HALT)
+        return True
+    return False

@@ -1,0 +1,91 @@
+"""System Overview: the landing page, its live table, and the drain / halt / online buttons."""
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from lbadmin.allowlists import clean_duration_ms
+from lbadmin.models import RealServer
+from lbadmin.render.snapshot import AdminState
+from lbadmin.services.audit import request_source_ip
+from lbadmin.services.overview import overview, realserver_drain_then_halt, realserver_set_state
+
+ACTIONS = {"drain": AdminState.DRAIN, "halt": AdminState.HALT, "online": AdminState.ONLINE}
+DRAIN_TIMEOUTS = ("1m", "5m", "15m", "30m", "1h", "4h")
+
+
+def _table(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+    return render(
+        request,
+        "lbadmin/partials/overview_table.html",
+        {"overview": overview(request.GET.get("page")), "drain_timeouts": DRAIN_TIMEOUTS},
+        status=status,
+    )
+
+
+@require_GET
+def page(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "lbadmin/overview.html",
+        {
+            "now": timezone.now(),
+            "overview": overview(request.GET.get("page")),
+            "drain_timeouts": DRAIN_TIMEOUTS,
+        },
+    )
+
+
+@require_GET
+def table(request: HttpRequest) -> HttpResponse:
+    """The live table alone: what the page's htmx polling swaps in every few seconds."""
+    return _table(request)
+
+
+@require_POST
+def server_state(request: HttpRequest, pk: int) -> HttpResponse:
+    server = get_object_or_404(RealServer.objects.select_related("virtual_service"), pk=pk)
+    action = request.POST.get("action", "")
+    source_ip = request_source_ip(request)
+    if action == "drain_then_halt":
+        try:
+            milliseconds = clean_duration_ms(
+                request.POST.get("timeout", ""), minimum_ms=1000, maximum_ms=86_400_000
+            )
+        except ValidationError as error:
+            messages.error(request, f"Drain, then halt: {' '.join(error.messages)}")
+            return _answer(request)
+        warning = realserver_drain_then_halt(
+            actor=request.user,
+            server=server,
+            timeout=timedelta(milliseconds=milliseconds),
+            source_ip=source_ip,
+        )
+    elif action in ACTIONS:
+        warning = realserver_set_state(
+            actor=request.user, server=server, state=ACTIONS[action], source_ip=source_ip
+        )
+    else:
+        messages.error(request, "Unknown action.")
+        return _answer(request)
+    if warning:
+        messages.warning(request, warning)
+    return _answer(request)
+
+
+def _answer(request: HttpRequest) -> HttpResponse:
+    if request.htmx:
+        return _table(request)
+    return redirect("lbadmin:overview")
+
+
+@require_POST
+def dismiss_wizard(request: HttpRequest) -> HttpResponse:
+    request.user.setup_wizard_dismissed = True
+    request.user.save(update_fields=["setup_wizard_dismissed"])
+    return redirect("lbadmin:overview")
