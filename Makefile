@@ -46,6 +46,7 @@ bench: $(VENV)/.deps-test
 	scripts/system-packages.sh bench
 	$(PY) bench/run.py
 	$(PY) bench/l7.py $(BENCH_ARGS)
+	$(PY) bench/overview.py
 
 # Re-pin the dependencies after editing requirements*.in.
 lock: $(VENV)/.deps-test

@@ -60,7 +60,8 @@ def apply_now() -> ConfigRevision:
 
 
 def server_status(client, server: RealServer) -> str:
-    page = client.get("/lbadmin/overview/table/").content.decode()
+    url = f"/lbadmin/overview/table/?expanded={server.virtual_service_id}"
+    page = client.get(url).content.decode()
     marker = f'id="rs-{server.pk}" data-status="'
     start = page.index(marker) + len(marker)
     return page[start : page.index('"', start)]
@@ -90,7 +91,9 @@ def test_drain_halt_online_act_at_once_without_a_reload(
     target = service.real_servers.get(label=owner)
 
     response = admin.post(
-        f"/lbadmin/overview/servers/{target.pk}/state/", {"action": "drain"}, HTTP_HX_REQUEST="true"
+        f"/lbadmin/overview/servers/{target.pk}/state/",
+        {"action": "drain", "expanded": str(service.pk)},
+        HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 200
     assert f'id="rs-{target.pk}" data-status="draining"' in response.content.decode()
@@ -140,8 +143,9 @@ def test_drain_survives_an_apply_and_a_restart(
 
     assert daemon_restart("haproxy") == ""
     wait_until(lambda: server_status(admin, fe1) == "draining", 5, "still draining")
-    page = admin.get("/lbadmin/").content.decode()
+    page = admin.get(f"/lbadmin/?expanded={service.pk}").content.decode()
     assert f'class="st-draining" id="rs-{fe1.pk}"' in page
+    assert f'id="rs-{fe1.pk}"' not in admin.get("/lbadmin/").content.decode()  # collapsed
     assert {fetch(VIP, port)[0] for _ in range(4)} == {"FE-2"}
 
 
@@ -215,8 +219,9 @@ def test_overview_query_count_is_constant_and_a_dead_haproxy_is_reported(admin) 
             )
 
     def queries() -> tuple[int, str]:
+        ids = ",".join(map(str, VirtualService.objects.values_list("pk", flat=True)[:50]))
         with CaptureQueriesContext(connection) as captured:
-            page = admin.get("/lbadmin/overview/table/").content.decode()
+            page = admin.get(f"/lbadmin/overview/table/?expanded={ids}").content.decode()
         return len(captured), page
 
     make(2, 0)
@@ -228,6 +233,7 @@ def test_overview_query_count_is_constant_and_a_dead_haproxy_is_reported(admin) 
     many, page = queries()
     assert many == few
     assert page.count('class="service st-unknown"') == 50  # one page
+    assert page.count('class="st-unknown" id="rs-') == 150  # every shown service expanded
     assert "Services 1–50 of 62" in page
 
 
@@ -248,6 +254,7 @@ def test_state_buttons_are_post_only_and_allowlisted(admin) -> None:
     server = RealServer.objects.create(virtual_service=service, label="a", ip="127.0.12.2")
     url = f"/lbadmin/overview/servers/{server.pk}/state/"
     assert admin.get(url).status_code == 405
+    assert admin.get("/lbadmin/?expanded=1;2").status_code == 200  # ignored, not an error
     for bad in ("maint", "ready; shutdown", "", "drain\n"):
         admin.post(url, {"action": bad})
         server.refresh_from_db()

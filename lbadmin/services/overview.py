@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from django.core.paginator import Page, Paginator
 from django.db import transaction
-from django.db.models import Prefetch
 from django.utils import timezone
 
 from lbadmin.engines.daemons import DaemonError
@@ -19,6 +18,7 @@ from lbadmin.engines.haproxy_runtime import (
     server_set_state,
 )
 from lbadmin.models import AuditEntry, RealServer, User, VirtualService
+from lbadmin.render.haproxy import FALLBACK_SERVER
 from lbadmin.render.snapshot import AdminState
 from lbadmin.services.audit import audit_record
 from lbadmin.services.daemons import daemon_controllers
@@ -39,6 +39,7 @@ class ServiceRow:
     status: LiveStatus
     connections: int | None
     servers: tuple[ServerRow, ...]
+    expanded: bool  # its real servers are shown
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,17 @@ class Overview:
 SERVICES_PER_PAGE = 50
 
 
-def overview(page_number: str | int | None = 1) -> Overview:
-    """One page of services: three database queries (count, services, their servers) and one
-    runtime-API round trip, however many services and servers exist."""
-    services = VirtualService.objects.order_by("label").prefetch_related(
-        Prefetch("real_servers", queryset=RealServer.objects.order_by("label"))
+def overview(page_number: str | int | None = 1, expanded: frozenset[int] = frozenset()) -> Overview:
+    """One page of services: at most three database queries (count, services, the real
+    servers of the expanded ones) and one runtime-API round trip, however many services and
+    servers exist. Real servers are listed only for the `expanded` services."""
+    page = Paginator(VirtualService.objects.order_by("label"), SERVICES_PER_PAGE).get_page(
+        page_number
     )
-    page = Paginator(services, SERVICES_PER_PAGE).get_page(page_number)
+    shown = [service.pk for service in page if service.pk in expanded]
+    servers_of: dict[int, list[RealServer]] = {}
+    for server in RealServer.objects.filter(virtual_service_id__in=shown).order_by("label"):
+        servers_of.setdefault(server.virtual_service_id, []).append(server)
     live = runtime_snapshot(
         daemon_controllers()["haproxy"], proxies=[service.label for service in page]
     )
@@ -67,14 +72,22 @@ def overview(page_number: str | int | None = 1) -> Overview:
         proxy = live.proxies.get(service.label) if live.ok else None
         servers = tuple(
             _server_row(server, proxy.servers.get(server.label) if proxy else None)
-            for server in service.real_servers.all()
+            for server in servers_of.get(service.pk, ())
+        )
+        # The colour summarises every real server HAProxy runs for the service, shown or not
+        # (not the fallback server, which only answers when they are all gone).
+        statuses = tuple(
+            stats.status
+            for name, stats in (proxy.servers.items() if proxy else ())
+            if name != FALLBACK_SERVER
         )
         rows.append(
             ServiceRow(
                 service=service,
-                status=summarise(tuple(row.status for row in servers)),
+                status=summarise(statuses),
                 connections=proxy.connections if proxy else None,
                 servers=servers,
+                expanded=service.pk in expanded,
             )
         )
     return Overview(services=tuple(rows), runtime_ok=live.ok, runtime_error=live.error, page=page)

@@ -1,5 +1,6 @@
 """System Overview: the landing page, its live table, and the drain / halt / online buttons."""
 
+import re
 from datetime import timedelta
 
 from django.contrib import messages
@@ -19,26 +20,31 @@ ACTIONS = {"drain": AdminState.DRAIN, "halt": AdminState.HALT, "online": AdminSt
 DRAIN_TIMEOUTS = ("1m", "5m", "15m", "30m", "1h", "4h")
 
 
-def _table(request: HttpRequest, *, status: int = 200) -> HttpResponse:
-    return render(
-        request,
-        "lbadmin/partials/overview_table.html",
-        {"overview": overview(request.GET.get("page")), "drain_timeouts": DRAIN_TIMEOUTS},
-        status=status,
-    )
+EXPANDED_RE = re.compile(r"[0-9]{1,10}(,[0-9]{1,10}){0,99}")
+
+
+def _expanded(request: HttpRequest) -> frozenset[int]:
+    """The services this browser shows expanded: "3,17,42" (anything else: none)."""
+    value = request.POST.get("expanded") or request.GET.get("expanded") or ""
+    return frozenset(map(int, value.split(","))) if EXPANDED_RE.fullmatch(value) else frozenset()
+
+
+def _context(request: HttpRequest) -> dict:
+    expanded = _expanded(request)
+    return {
+        "overview": overview(request.GET.get("page"), expanded),
+        "drain_timeouts": DRAIN_TIMEOUTS,
+        "expanded_param": ",".join(map(str, sorted(expanded))),
+    }
+
+
+def _table(request: HttpRequest) -> HttpResponse:
+    return render(request, "lbadmin/partials/overview_table.html", _context(request))
 
 
 @require_GET
 def page(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "lbadmin/overview.html",
-        {
-            "now": timezone.now(),
-            "overview": overview(request.GET.get("page")),
-            "drain_timeouts": DRAIN_TIMEOUTS,
-        },
-    )
+    return render(request, "lbadmin/overview.html", {"now": timezone.now(), **_context(request)})
 
 
 @require_GET

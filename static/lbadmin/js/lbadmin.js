@@ -12,19 +12,14 @@
   setInterval(tick, 1000);
 })();
 
-// System Overview: which services are expanded is remembered by this browser, and kept across
-// the table's htmx refreshes.
+// System Overview: which services are expanded is remembered by this browser and sent with
+// every refresh (the server renders real servers only for those), so the table stays cheap.
 (function () {
   const KEY = "lbadmin.overview.expanded";
   const expanded = new Set(JSON.parse(localStorage.getItem(KEY) || "[]"));
-  function apply(root) {
-    root.querySelectorAll("tbody.service").forEach(function (body) {
-      const open = expanded.has(body.dataset.service);
-      body.querySelector(".servers").hidden = !open;
-      const toggle = body.querySelector("button.toggle");
-      toggle.setAttribute("aria-expanded", String(open));
-      toggle.textContent = open ? "▾" : "▸";
-    });
+  function publish() {
+    const field = document.getElementById("overview-expanded");
+    if (field) field.value = [...expanded].join(",");
   }
   document.addEventListener("click", function (event) {
     const toggle = event.target.closest("#overview-table button.toggle");
@@ -32,9 +27,13 @@
     const id = toggle.closest("tbody.service").dataset.service;
     if (expanded.has(id)) expanded.delete(id); else expanded.add(id);
     localStorage.setItem(KEY, JSON.stringify([...expanded]));
-    apply(document);
+    publish();
+    htmx.trigger("#overview-table", "refresh");
   });
-  document.addEventListener("DOMContentLoaded", function () { apply(document); });
-  document.addEventListener("htmx:afterSwap", function () { apply(document); });
-  document.addEventListener("htmx:afterSettle", function () { apply(document); });
+  document.addEventListener("DOMContentLoaded", function () {
+    publish();
+    if (expanded.size && document.getElementById("overview-table")) {
+      htmx.trigger("#overview-table", "refresh");
+    }
+  });
 })();
