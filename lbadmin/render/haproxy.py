@@ -236,6 +236,14 @@ def _fallback_line(fallback: L7Fallback, service: str) -> str:
     return f"server {FALLBACK_SERVER} {_address(address, port)} backup"
 
 
+@functools.lru_cache(maxsize=8192)
+def _service_text(service: L7VirtualService, settings: L7Globals) -> str:
+    """One service's section. Cached: snapshots are frozen (hashable) values, so an apply
+    re-renders only the services that changed — the rest come from the previous applies in
+    this process (the node's worker), which keeps large configurations fast to apply."""
+    return "\n".join(_service(service, settings))
+
+
 def _service(service: L7VirtualService, settings: L7Globals) -> list[str]:
     label = _label(service.label, "virtual service")
     vip = _ip(service.ip, f"virtual service {label}")
@@ -308,20 +316,22 @@ def render_haproxy(snapshot: HaproxySnapshot, layout: RuntimeLayout) -> str:
     allowlists (defence in depth) or for combinations HAProxy would reject.
     """
     settings = snapshot.globals
-    blocks = [[HEADER], _global(layout, settings), _defaults(settings)]
+    blocks = [
+        "\n".join(lines) for lines in ([HEADER], _global(layout, settings), _defaults(settings))
+    ]
     labels: set[str] = set()
     binds: set[tuple[Address, int]] = set()
     for service in snapshot.services:
-        block = _service(service, settings)  # validates label, ip and ports first
+        block = _service_text(service, settings)  # validates label, ip and ports first
         if service.label in labels:
             raise ValueError(f"duplicate virtual service label {service.label!r}")
         labels.add(service.label)
         # Two sections on one ip:port both bind (HAProxy sets SO_REUSEPORT; measured) and the
         # kernel splits connections between them at random.
-        vip = ipaddress.ip_address(service.ip)
+        vip = _ip(service.ip, service.label)
         for port in service.ports:
             if (vip, port) in binds:
                 raise ValueError(f"{service.label}: {service.ip} port {port} is already bound")
             binds.add((vip, port))
         blocks.append(block)
-    return "\n\n".join("\n".join(block) for block in blocks) + "\n"
+    return "\n\n".join(blocks) + "\n"
