@@ -10,6 +10,8 @@ import re
 
 from django.core.exceptions import ValidationError
 
+from lbadmin.render.haproxy import manual_line_problem
+
 LABEL_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 PORT_RE = re.compile(r"[0-9]{1,5}")
 # RFC 6265 token characters, less the ones HAProxy's parser gives a meaning to
@@ -22,14 +24,6 @@ MAX_TIMEOUT_MS = 86_400_000  # one day: HAProxy's own limit is 2**31 ms
 MAX_WEIGHT = 256  # HAProxy's range is 0..256
 MAX_MANUAL_LINES = 200
 MAX_MANUAL_LINE_LENGTH = 1000
-# Keywords that open a new section in haproxy.cfg; a manual line must never start one.
-HAPROXY_SECTION_KEYWORDS = frozenset(
-    {
-        "global", "defaults", "frontend", "backend", "listen", "userlist", "peers",
-        "resolvers", "mailers", "program", "http-errors", "ring", "cache", "fcgi-app",
-        "crt-store", "traces", "log-forward",
-    }
-)  # fmt: skip
 
 
 def clean_label(value: str) -> str:
@@ -146,21 +140,9 @@ def clean_manual_lines(value: str) -> tuple[str, ...]:
     for number, line in enumerate(lines, start=1):
         if len(line) > MAX_MANUAL_LINE_LENGTH:
             raise ValidationError(f"Line {number} is too long.", code="manual")
-        if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in line):
-            raise ValidationError(f"Line {number} contains a control character.", code="manual")
-        keyword = line.split(None, 1)[0].lower()
-        if keyword in HAPROXY_SECTION_KEYWORDS:
-            raise ValidationError(
-                f"Line {number} starts a new “{keyword}” section: manual lines must stay "
-                "inside this service.",
-                code="manual",
-            )
-        if keyword.startswith("."):
-            raise ValidationError(
-                f"Line {number}: conditional blocks and directives (“{keyword}”) are not "
-                "allowed in manual lines.",
-                code="manual",
-            )
+        problem = manual_line_problem(line)
+        if problem:
+            raise ValidationError(f"Line {number} {problem}.", code="manual")
     return tuple(lines)
 
 

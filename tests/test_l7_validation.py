@@ -43,6 +43,14 @@ DURATIONS = ["30 m", "30min", "-1", "0", "99999999999", "2d", "30m\n", "1.5s", "
 WEIGHTS = ["257", "-1", "1.5", "abc", " 100", "100 ", "", "1e2", "１００"]
 MANUAL = [
     "listen evil\n    bind :1",
+    # HAProxy unquotes and unescapes before it reads a section keyword (found in review).
+    '"program" x\ncommand /bin/sh -c "id > /tmp/pwn"',
+    "'global'\ninsecure-fork-wanted",
+    "\\x6cisten evil",
+    'http-request set-header X-Leak "${DJANGO_SECRET_KEY}"',
+    "http-request return status 200 file /etc/shadow",
+    "errorfile 503 /etc/shadow",
+    "balance roundrobin\nstats enable",
     "balance roundrobin\nglobal\n    stats socket /tmp/x level admin",
     "backend other",
     "  frontend f",

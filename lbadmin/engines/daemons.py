@@ -69,6 +69,8 @@ DEBIAN_PACKAGES: dict[str, str] = {
 }
 
 _POLL_INTERVAL = 0.02
+# The whole environment the daemons (and their config checks) get.
+DAEMON_ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 _RELOAD_POLL_INTERVAL = 0.005
 _CHECK_TIMEOUT = 30.0  # haproxy -c takes 20-130 ms; this only guards against a hang
 _SOCKET_TIMEOUT = 3.0
@@ -451,7 +453,11 @@ def _run_launcher(argv: list[str], log_path: Path, timeout: float) -> tuple[int,
     with open(log_path, "w+b") as out:
         try:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=DAEMON_ENVIRONMENT,
             )
         except OSError as exc:
             raise DaemonError(f"cannot run {argv[0]}: {exc}") from exc
@@ -477,6 +483,7 @@ def _run_check(argv: list[str]) -> CheckResult:
             capture_output=True,
             timeout=_CHECK_TIMEOUT,
             check=False,
+            env=DAEMON_ENVIRONMENT,
         )
     except subprocess.TimeoutExpired:
         return CheckResult(ok=False, output=f"{argv[0]} timed out after {_CHECK_TIMEOUT}s")
@@ -781,6 +788,9 @@ class HaproxyControl(Controller):
                     stderr=subprocess.STDOUT,
                     cwd="/",
                     start_new_session=True,
+                    # Not the appliance's environment: "${DJANGO_SECRET_KEY}" in a config
+                    # must expand to nothing.
+                    env=DAEMON_ENVIRONMENT,
                 )
             except OSError as exc:
                 raise DaemonError(f"cannot run {binary}: {exc}") from exc

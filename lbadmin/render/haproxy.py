@@ -62,13 +62,26 @@ _LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9!&*+.^_|~-]{1,64}")
 # Written unquoted into the file: no whitespace, quotes, '#', newlines.
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/@+-]*")
-# A manual line must stay inside its own section (mirrors lbadmin.allowlists, which this
-# module cannot import: renderers stay free of Django).
+# Manual lines (the one escape hatch) must stay inside their own section and must not reach
+# files, programs or the environment. lbadmin.allowlists uses manual_line_problem() too.
 _SECTION_KEYWORDS = frozenset(
     {
         "global", "defaults", "frontend", "backend", "listen", "userlist", "peers",
         "resolvers", "mailers", "program", "http-errors", "ring", "cache", "fcgi-app",
         "crt-store", "traces", "log-forward",
+    }
+)  # fmt: skip
+# HAProxy unquotes and unescapes a line before it looks for a section keyword, so `"program"`
+# or `\x6cisten` would open a section: quotes, escapes and `$` (environment expansion) are
+# refused outright rather than interpreted.
+_MANUAL_FORBIDDEN_CHARACTERS = frozenset("\"'\\$`")
+# Directives and arguments that read files or run programs.
+_MANUAL_FORBIDDEN_WORDS = frozenset(
+    {
+        "errorfile", "errorfiles", "errorloc", "errorloc302", "errorloc303", "file",
+        "lf-file", "crt", "crt-list", "ca-file", "crl-file", "lua-load",
+        "lua-load-per-thread", "external-check", "command", "server-state-file",
+        "stats", "ssl-engine", "load-server-state-from-file",
     }
 )  # fmt: skip
 _MAX_MS = 2**31 - 1  # HAProxy's time values are signed 32-bit milliseconds
@@ -131,16 +144,32 @@ def _cookie_name(value: str) -> str:
     return value
 
 
-def _manual_line(value: str, service: str) -> str:
+def manual_line_problem(value: str) -> str | None:
+    """Why a manual HAProxy line is refused, or None. The one definition of what a manual
+    line may contain, used by the allowlist (messages for the form) and by the renderer."""
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{service}: empty manual line")
+        return "is empty"
     # Cc covers \n, \r, NUL, DEL and C1 controls; Zl/Zp are Unicode line/paragraph separators.
-    # Tab is plain whitespace to HAProxy and the allowlist accepts it.
+    # Tab is plain whitespace to HAProxy.
     if any(ch != "\t" and unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
-        raise ValueError(f"{service}: manual line contains a control character: {value!r}")
-    keyword = value.split(None, 1)[0].lower()
-    if keyword in _SECTION_KEYWORDS or keyword.startswith("."):
-        raise ValueError(f"{service}: manual line would leave its section: {value!r}")
+        return "contains a control character"
+    if _MANUAL_FORBIDDEN_CHARACTERS & set(value):
+        return "contains a quote, a backslash, a backtick or $ (not allowed in manual lines)"
+    words = value.lower().split()
+    if words[0] in _SECTION_KEYWORDS:
+        return f"starts a new “{words[0]}” section: manual lines must stay inside this service"
+    if words[0].startswith("."):
+        return f"is a conditional block or directive (“{words[0]}”), not allowed here"
+    forbidden = _MANUAL_FORBIDDEN_WORDS.intersection(words)
+    if forbidden:
+        return f"uses “{sorted(forbidden)[0]}”, which reads files or runs programs"
+    return None
+
+
+def _manual_line(value: str, service: str) -> str:
+    problem = manual_line_problem(value)
+    if problem:
+        raise ValueError(f"{service}: manual line {problem}: {value!r}")
     return value
 
 

@@ -463,6 +463,12 @@ HOSTILE_SNAPSHOTS: dict[str, HaproxySnapshot] = {
     **{
         f"manual {v!r}": one_service(manual_lines=(v,))
         for v in (
+            '"program" x',
+            "'global'",
+            "\\x6cisten evil",
+            'http-request set-header X "${DJANGO_SECRET_KEY}"',
+            "errorfile 503 /etc/shadow",
+            "http-request return status 200 file /etc/shadow",
             "mode http\nlisten evil",
             "mode http\r",
             "mode\x00http",
