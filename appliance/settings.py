@@ -110,6 +110,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "lbadmin.middleware.IdleTimeout",
     "lbadmin.middleware.DefaultPasswordGuard",
 ]
 
@@ -139,6 +140,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # gunicorn threads and the Celery worker write concurrently: take the write lock at the
+    # start of each transaction and wait for it, instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "lbadmin.User"
 
@@ -185,9 +190,9 @@ CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Strict"
 CSRF_COOKIE_NAME = "lbadmin_csrftoken"
 X_FRAME_OPTIONS = "DENY"
-# Idle timeout: the session ends after this many seconds without a request.
+# Idle timeout: the session ends after this many seconds without a request from the
+# administrator (lbadmin.middleware.IdleTimeout: the pages' own polling does not count).
 SESSION_COOKIE_AGE = env_int("LBADMIN_SESSION_TIMEOUT", 1800, minimum=60)
-SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # The appliance has no public name, so browsers' HSTS preload lists cannot apply to it.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]

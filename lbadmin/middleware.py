@@ -33,3 +33,19 @@ class DefaultPasswordGuard:
                 response = HttpResponse(status=403, headers={"HX-Redirect": response.url})
             return response
         return self.get_response(request)
+
+
+class IdleTimeout:
+    """Each request from the administrator extends the session by SESSION_COOKIE_AGE; the
+    pages' own htmx polling (System Overview's table, the blue box) does not, or a page left
+    open would keep its session alive for ever."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        polling = request.method == "GET" and getattr(request, "htmx", False)
+        if request.user.is_authenticated and not polling:
+            request.session.modified = True  # saved with a fresh expiry
+        return response

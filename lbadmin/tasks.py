@@ -22,7 +22,12 @@ def config_apply_task(revision_id: int) -> str:
 
 @shared_task
 def daemon_restart_task(name: str) -> str:
-    return daemon_restart(name)
+    error = daemon_restart(name)
+    if not error and name == "haproxy":
+        from lbadmin.services.overview import admin_states_reassert
+
+        admin_states_reassert()
+    return error
 
 
 @shared_task

@@ -289,3 +289,13 @@ def test_restart_haproxy_from_maintenance(
     assert "HAProxy restarted." in response.content.decode()
     assert haproxy.pid() not in (None, before)  # a new master: connections were dropped
     assert sum(spread(port, 4).values()) == 4
+
+
+@pytest.mark.django_db
+def test_an_apply_whose_worker_died_is_shown_interrupted(client, admin_user) -> None:
+    orphan = ConfigRevision.objects.create(status=ConfigRevision.Status.RUNNING)
+    client.force_login(admin_user)
+    box = client.get(f"/lbadmin/apply/{orphan.pk}/").content.decode()
+    assert "The apply was interrupted" in box  # no apply holds the node lock
+    orphan.refresh_from_db()
+    assert orphan.status == ConfigRevision.Status.INTERRUPTED

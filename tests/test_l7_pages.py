@@ -174,3 +174,18 @@ def test_page_queries_do_not_grow_with_the_configuration(admin, url: str) -> Non
     few = queries()
     make(40, 2)
     assert queries() == few
+
+
+def test_a_manual_service_added_without_lines_still_applies(admin) -> None:
+    response = add_service(admin, label="Manual", ip="192.168.10.98", manual_config="on")
+    service = VirtualService.objects.get(label="Manual")
+    assert response["Location"] == f"/lbadmin/cluster/l7/services/{service.pk}/modify/"
+    page = admin.get("/lbadmin/view/pending/").content.decode()
+    assert "+listen Manual" in page  # renders (binds only) instead of failing every apply
+
+
+def test_apply_never_redirects_off_site(admin) -> None:
+    response = admin.post("/lbadmin/apply/", {"next": "https://evil.example/"})
+    assert response["Location"] == "/lbadmin/view/revisions/"
+    response = admin.post("/lbadmin/apply/", {"next": "/lbadmin/maintenance/services/"})
+    assert response["Location"] == "/lbadmin/maintenance/services/"

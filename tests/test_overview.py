@@ -12,6 +12,7 @@ from lbadmin.models import AuditEntry, ConfigRevision, RealServer, VirtualServic
 from lbadmin.services import l7
 from lbadmin.services.config import config_apply_request, config_apply_run
 from lbadmin.services.daemons import daemon_controllers, daemon_restart
+from lbadmin.services.overview import admin_states_reassert
 from tests.conftest import free_port, wait_until
 from tests.support import fetch, http_backend, request_on
 
@@ -142,6 +143,7 @@ def test_drain_survives_an_apply_and_a_restart(
     assert {fetch(VIP, port)[0] for _ in range(4)} == {"FE-2"}
 
     assert daemon_restart("haproxy") == ""
+    admin_states_reassert()  # what the restart task and `serve` do after a start
     wait_until(lambda: server_status(admin, fe1) == "draining", 5, "still draining")
     page = admin.get(f"/lbadmin/?expanded={service.pk}").content.decode()
     assert f'class="st-draining" id="rs-{fe1.pk}"' in page
@@ -262,3 +264,22 @@ def test_state_buttons_are_post_only_and_allowlisted(admin) -> None:
     admin.post(url, {"action": "drain_then_halt", "timeout": "%[x]"})
     server.refresh_from_db()
     assert server.admin_state == "online"
+
+
+@pytest.mark.daemons
+@pytest.mark.django_db
+def test_a_halt_set_after_the_last_apply_survives_a_restart(
+    admin,
+    backends: int,
+    haproxy_stopped_after,
+) -> None:
+    port = free_port(VIP)
+    service = make_service(port, backends)
+    apply_now()
+    fe1 = service.real_servers.get(label="FE-1")
+    admin.post(f"/lbadmin/overview/servers/{fe1.pk}/state/", {"action": "halt"})
+    # No apply since: the running haproxy.cfg still has FE-1 online.
+    assert daemon_restart("haproxy") == ""
+    assert admin_states_reassert() == []
+    assert server_status(admin, fe1) == "halted"
+    assert {fetch(VIP, port)[0] for _ in range(4)} == {"FE-2"}

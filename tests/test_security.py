@@ -53,3 +53,22 @@ def test_idle_sessions_expire(client, default_user) -> None:
     session.set_expiry(-1)  # as if the idle timeout had passed
     session.save()
     assert client.get("/lbadmin/").status_code == 302
+
+
+def test_polling_does_not_keep_an_idle_session_alive(client, default_user) -> None:
+    import time
+
+    from django.contrib.sessions.models import Session
+
+    client.post("/lbadmin/login/", {"username": "loadbalancer", "password": "loadbalancer"})
+    key = client.session.session_key
+
+    def expiry():
+        return Session.objects.get(session_key=key).expire_date
+
+    first = expiry()
+    time.sleep(1.1)
+    assert client.get("/lbadmin/overview/table/", HTTP_HX_REQUEST="true").status_code == 200
+    assert expiry() == first  # a poll is not activity
+    assert client.get("/lbadmin/").status_code == 200
+    assert expiry() > first  # a page the administrator opens is

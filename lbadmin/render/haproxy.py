@@ -300,6 +300,11 @@ def _service(service: L7VirtualService, settings: L7Globals) -> list[str]:
         check_port = _port(service.check_port, f"virtual service {label} check port")
 
     lines += [f"{INDENT}mode {protocol.value}", f"{INDENT}balance {balance.value}"]
+    if balance is Balance.SOURCE:
+        # Consistent hashing makes `source` a dynamic algorithm: without it HAProxy refuses
+        # `set weight` to anything but 0 or the initial weight, so Online could not restore a
+        # server that was drained (rendered with weight 0) before a restart.
+        lines.append(f"{INDENT}hash-type consistent")
     if protocol is L7Protocol.HTTP:
         lines.append(f"{INDENT}option idle-close-on-response")  # hitless reloads, see module doc
         lines.append(f"{INDENT}option forwardfor")  # servers see the client address

@@ -111,9 +111,7 @@ def _service_snapshot(item: dict[str, Any], states: AdminStates) -> L7VirtualSer
             if item["fallback_ip"]
             else None
         ),
-        manual_lines=(
-            allowlists.clean_manual_lines(item["manual_text"]) if item["manual_config"] else None
-        ),
+        manual_lines=_manual_lines(item),
         real_servers=tuple(
             L7RealServer(
                 **server,
@@ -122,6 +120,15 @@ def _service_snapshot(item: dict[str, Any], states: AdminStates) -> L7VirtualSer
             for server in item["real_servers"]
         ),
     )
+
+
+def _manual_lines(item: dict[str, Any]) -> tuple[str, ...] | None:
+    """A manual service's lines; none entered yet (just added) renders its binds alone."""
+    if not item["manual_config"]:
+        return None
+    if not item["manual_text"].strip():
+        return ()
+    return allowlists.clean_manual_lines(item["manual_text"])
 
 
 def haproxy_render_current() -> str:
@@ -168,18 +175,36 @@ def config_apply_request(
     the database as it is when it starts, so it includes every change made before then."""
     from lbadmin.tasks import config_apply_task  # tasks import services
 
+    interrupt_orphaned_applies()
     with transaction.atomic():
         ConfigState.load()
         ConfigState.objects.select_for_update().get(pk=1)  # serialises concurrent requests
-        queued = ConfigRevision.objects.filter(status=ConfigRevision.Status.QUEUED).first()
-        if queued is not None:
-            return queued
-        revision = ConfigRevision.objects.create(actor=actor, kind=kind)
-        audit_record(
-            action=AuditEntry.Action.APPLY_REQUESTED, actor=actor, target=f"revision {revision.pk}"
-        )
-        transaction.on_commit(lambda: config_apply_task.delay(revision.pk))
+        revision = ConfigRevision.objects.filter(status=ConfigRevision.Status.QUEUED).first()
+        if revision is None:
+            revision = ConfigRevision.objects.create(actor=actor, kind=kind)
+            audit_record(
+                action=AuditEntry.Action.APPLY_REQUESTED,
+                actor=actor,
+                target=f"revision {revision.pk}",
+            )
+        # Sent again when joining too: if the first message was lost (broker down at that
+        # click), the queued revision would otherwise wait forever. A duplicate is harmless:
+        # only a QUEUED revision is ever run.
+        pk = revision.pk
+        transaction.on_commit(lambda: config_apply_task.delay(pk), robust=True)
     return revision
+
+
+def interrupt_orphaned_applies() -> int:
+    """Mark RUNNING revisions whose worker died as INTERRUPTED. While an apply really runs it
+    holds the node's apply lock, so a free lock means nothing is running."""
+    try:
+        with node_lock("config-apply", timeout=0):
+            return ConfigRevision.objects.filter(status=ConfigRevision.Status.RUNNING).update(
+                status=ConfigRevision.Status.INTERRUPTED, finished_at=timezone.now()
+            )
+    except TimeoutError:
+        return 0
 
 
 def config_apply_run(revision_id: int) -> ConfigRevision:
@@ -339,7 +364,14 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
     layer7 = document["layer7"]
     problems: list[str] = []
     with transaction.atomic():
-        kept_states = admin_states()  # a rollback must not undo a drain or a halt
+        # A rollback must not undo a drain or a halt, nor cancel a "drain, then halt".
+        kept_states = admin_states()
+        halt_after = {
+            (service, server): when
+            for service, server, when in RealServer.objects.filter(
+                halt_after__isnull=False
+            ).values_list("virtual_service__label", "label", "halt_after")
+        }
         RealServer.objects.all().delete()
         VirtualService.objects.all().delete()
         settings = L7Settings.load()
@@ -369,10 +401,12 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
                 )
                 if server_form.is_valid():
                     values = server_form.values()
-                    values["admin_state"] = kept_states.get(
-                        (service.label, values["label"]), AdminState.ONLINE
-                    )
-                    RealServer.objects.create(virtual_service=service, **values)
+                    key = (service.label, values["label"])
+                    values["admin_state"] = kept_states.get(key, AdminState.ONLINE)
+                    values["halt_after"] = halt_after.get(key)
+                    server = RealServer.objects.create(virtual_service=service, **values)
+                    if server.halt_after is not None:
+                        _resume_drain_then_halt(server.pk)
                 else:
                     problems += _form_problems(server_where, server_form)
         if problems:
@@ -387,6 +421,12 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
             )
     if problems:
         raise ImportRejected(problems)
+
+
+def _resume_drain_then_halt(server_id: int) -> None:
+    from lbadmin.tasks import drain_then_halt_task  # tasks import services
+
+    transaction.on_commit(lambda: drain_then_halt_task.delay(server_id), robust=True)
 
 
 def _check_envelope(document: Any) -> None:

@@ -146,6 +146,27 @@ def realserver_set_state(
     return ""
 
 
+def admin_states_reassert() -> list[str]:
+    """Give a freshly started HAProxy the drain/halt states recorded since its configuration
+    was last rendered (a restart or a reboot would otherwise forget them). Returns problems."""
+    control = daemon_controllers()["haproxy"]
+    problems = []
+    for server in RealServer.objects.exclude(admin_state=AdminState.ONLINE).select_related(
+        "virtual_service"
+    ):
+        try:
+            server_set_state(
+                control,
+                server.virtual_service.label,
+                server.label,
+                ServerState(server.admin_state),
+                weight=server.weight,
+            )
+        except DaemonError as error:  # e.g. a server added since the last apply
+            problems.append(f"{server.virtual_service.label}/{server.label}: {error}")
+    return problems
+
+
 def realserver_drain_then_halt(
     *, actor: User | None, server: RealServer, timeout: timedelta, source_ip: str | None = None
 ) -> str:
@@ -172,6 +193,11 @@ def drain_then_halt_step(server_id: int) -> bool:
         daemon_controllers()["haproxy"], server.virtual_service.label, server.label
     )
     if connections == 0 or timezone.now() >= server.halt_after:
-        realserver_set_state(actor=None, server=server, state=AdminState.HALT)
+        # Only if nobody changed the server meanwhile (an Online click must win).
+        still_draining = RealServer.objects.filter(
+            pk=server.pk, admin_state=AdminState.DRAIN, halt_after=server.halt_after
+        ).exists()
+        if still_draining:
+            realserver_set_state(actor=None, server=server, state=AdminState.HALT)
         return True
     return False

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from lbadmin.models import AuditEntry, ConfigRevision, ConfigState
@@ -12,6 +13,7 @@ from lbadmin.services.config import (
     config_apply_request,
     config_rollback,
     haproxy_running_text,
+    interrupt_orphaned_applies,
     pending_diff,
 )
 
@@ -31,13 +33,19 @@ def apply(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         return _pending_box(request, revision)
     messages.info(request, f"Applying the configuration (revision {revision.pk}).")
-    return redirect(request.POST.get("next") or "lbadmin:view_revisions")
+    next_url = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=True):
+        return redirect(next_url)
+    return redirect("lbadmin:view_revisions")
 
 
 @require_GET
 def apply_status(request: HttpRequest, pk: int) -> HttpResponse:
     """Polled by the blue box (htmx) until the apply has finished."""
-    return _pending_box(request, get_object_or_404(ConfigRevision, pk=pk))
+    revision = get_object_or_404(ConfigRevision, pk=pk)
+    if revision.status == ConfigRevision.Status.RUNNING and interrupt_orphaned_applies():
+        revision.refresh_from_db()  # its worker died: show it, and offer Reload again
+    return _pending_box(request, revision)
 
 
 @require_GET

@@ -22,6 +22,9 @@ def service_add(request: HttpRequest) -> HttpResponse:
     form = VirtualServiceForm(request.POST or None, add=True)
     if request.method == "POST" and form.is_valid():
         service = l7.virtualservice_create(actor=request.user, values=form.values())
+        if service.manual_config:  # its HAProxy lines are entered on the full form
+            messages.info(request, f"Enter the manual HAProxy lines of {service.label}.")
+            return redirect("lbadmin:l7_service_modify", pk=service.pk)
         messages.success(request, f"Virtual service {service.label} added.")
         return redirect("lbadmin:l7_services")
     return render(

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from lbadmin.engines.daemons import DaemonError, missing_binaries
 from lbadmin.services.daemons import daemons_start
+from lbadmin.services.overview import admin_states_reassert
 
 COMPONENTS = ("daemons", "web", "worker")
 GUNICORN_CONF = Path(settings.BASE_DIR) / "appliance" / "gunicorn.conf.py"
@@ -76,6 +77,9 @@ class Command(BaseCommand):
             daemons_start()
         except DaemonError as error:
             self.stderr.write(f"A load-balancer daemon failed to start: {error}")
+            return
+        for problem in admin_states_reassert():  # drain/halt set since the last apply
+            self.stderr.write(f"Could not restore a real server's state: {problem}")
 
     def _supervise(self, children: dict[str, subprocess.Popen]) -> int:
         """Wait until a signal arrives or a child dies; then stop the others and return."""
