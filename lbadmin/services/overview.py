@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lbadmin.engines.daemons import DaemonError
+from lbadmin.engines.haproxy_apply import ApplyLockTimeout, apply_lock
 from lbadmin.engines.haproxy_runtime import (
     LiveStatus,
     ServerState,
@@ -131,15 +132,14 @@ def realserver_set_state(
             detail={"state": str(state)},
         )
     server.admin_state, server.halt_after = state, None
+    control = daemon_controllers()["haproxy"]
     try:
-        server_set_state(
-            daemon_controllers()["haproxy"],
-            service.label,
-            server.label,
-            ServerState(state.value),
-            weight=server.weight,
-        )
-    except DaemonError as error:
+        # Not between an apply's state dump and its reload, or the new worker would miss it.
+        with apply_lock(control.layout.run_dir, timeout=10):
+            server_set_state(
+                control, service.label, server.label, ServerState(state.value), weight=server.weight
+            )
+    except (DaemonError, ApplyLockTimeout, OSError) as error:
         return (
             f"Recorded, but HAProxy did not take it now ({error}); it applies at the next reload."
         )
