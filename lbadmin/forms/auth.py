@@ -2,8 +2,9 @@
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.db import transaction
 
-from lbadmin.models import AuditEntry
+from lbadmin.models import AuditEntry, User
 from lbadmin.services.audit import audit_record, request_source_ip
 from lbadmin.services.auth import login_gate
 
@@ -15,8 +16,14 @@ class LoginForm(AuthenticationForm):
 
     def clean(self) -> dict:
         username = self.cleaned_data.get("username")
-        if username and self.cleaned_data.get("password"):
-            source_ip = request_source_ip(self.request) if self.request else None
+        if not (username and self.cleaned_data.get("password")):
+            return super().clean()
+        source_ip = request_source_ip(self.request) if self.request else None
+        refused: forms.ValidationError | None = None
+        with transaction.atomic():
+            # Attempts on one account run one at a time, so parallel guesses cannot all pass
+            # the gate before any of their failures is counted.
+            User.objects.select_for_update().filter(username=username).first()
             gate = login_gate(username=username, source_ip=source_ip)
             if not gate.allowed:
                 audit_record(
@@ -25,8 +32,15 @@ class LoginForm(AuthenticationForm):
                     source_ip=source_ip,
                     detail={"reason": gate.reason, "retry_after": gate.retry_after_seconds},
                 )
-                raise forms.ValidationError(gate.message, code="locked_out")
-        return super().clean()
+                refused = forms.ValidationError(gate.message, code="locked_out")
+            else:
+                try:
+                    super().clean()  # a failure is recorded (signal) inside this transaction
+                except forms.ValidationError as error:
+                    refused = error
+        if refused is not None:
+            raise refused
+        return self.cleaned_data
 
 
 class PasswordForm(PasswordChangeForm):
