@@ -63,6 +63,10 @@ LBADMIN_HTTPS_BIND = env_str("LBADMIN_HTTPS_BIND", "0.0.0.0")  # noqa: S104 - th
 LBADMIN_HTTPS_PORT = env_int("LBADMIN_HTTPS_PORT", 9443, minimum=1)
 LBADMIN_TLS_CERT = Path(env_str("LBADMIN_TLS_CERT", str(LBADMIN_VAR_DIR / "tls" / "webui.crt")))
 LBADMIN_TLS_KEY = Path(env_str("LBADMIN_TLS_KEY", str(LBADMIN_VAR_DIR / "tls" / "webui.key")))
+# Encrypts certificates' private keys at rest; kept outside the database (made on first use).
+LBADMIN_SECRETS_KEY_FILE = Path(
+    env_str("LBADMIN_SECRETS_KEY_FILE", str(LBADMIN_VAR_DIR / "secrets" / "certificates.key"))
+)
 # Whether this node starts HAProxy, stunnel and keepalived itself, with their files under var/.
 LBADMIN_MANAGE_DAEMONS = env_bool("LBADMIN_MANAGE_DAEMONS", True)
 

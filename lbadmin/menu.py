@@ -25,6 +25,7 @@ MENU: tuple[MenuSection, ...] = (
             MenuItem("Layer 7 – Virtual Services", "lbadmin:l7_services"),
             MenuItem("Layer 7 – Real Servers", "lbadmin:l7_servers"),
             MenuItem("Layer 7 – Advanced Configuration", "lbadmin:l7_advanced"),
+            MenuItem("SSL Certificate", "lbadmin:certificates"),
         ),
     ),
     MenuSection(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from lbadmin.views import auth, config, health, l7, overview, pages
+from lbadmin.views import auth, certificates, config, health, l7, overview, pages
 
 app_name = "lbadmin"
 
@@ -21,6 +21,17 @@ urlpatterns = [
     path("cluster/l7/servers/<int:pk>/modify/", l7.server_modify, name="l7_server_modify"),
     path("cluster/l7/servers/<int:pk>/delete/", l7.server_delete, name="l7_server_delete"),
     path("cluster/l7/advanced/", l7.advanced, name="l7_advanced"),
+    # Cluster Configuration > SSL Certificate
+    path("cluster/certificates/", certificates.certificate_list, name="certificates"),
+    path("cluster/certificates/add/", certificates.certificate_add, name="certificate_add"),
+    path(
+        "cluster/certificates/<int:pk>/csr/", certificates.certificate_csr, name="certificate_csr"
+    ),
+    path(
+        "cluster/certificates/<int:pk>/delete/",
+        certificates.certificate_delete,
+        name="certificate_delete",
+    ),
     # Applying, View Configuration
     path("apply/", config.apply, name="apply"),
     path("apply/<int:pk>/", config.apply_status, name="apply_status"),

@@ -1,4 +1,5 @@
 from .audit import AuditEntry
+from .certificate import SslCertificate
 from .config_state import ConfigRevision, ConfigState
 from .l7 import L7Settings, RealServer, VirtualService
 from .user import User
@@ -9,6 +10,7 @@ __all__ = [
     "ConfigState",
     "L7Settings",
     "RealServer",
+    "SslCertificate",
     "User",
     "VirtualService",
 ]

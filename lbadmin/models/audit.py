@@ -22,6 +22,8 @@ class AuditEntry(models.Model):
         ROLLBACK_REQUESTED = "rollback_requested", "Rollback requested"
         SERVICE_RESTARTED = "service_restarted", "Service restarted"
         SERVER_STATE_CHANGED = "server_state_changed", "Real server state changed"
+        CERTIFICATE_ADDED = "certificate_added", "SSL certificate added"
+        CERTIFICATE_DELETED = "certificate_deleted", "SSL certificate deleted"
 
     at = models.DateTimeField(default=timezone.now)
     actor = models.ForeignKey(

@@ -14,6 +14,7 @@ from lbadmin.allowlists import clean_duration_ms
 from lbadmin.models import RealServer
 from lbadmin.render.snapshot import AdminState
 from lbadmin.services.audit import request_source_ip
+from lbadmin.services.certificates import certificates_expiring
 from lbadmin.services.overview import overview, realserver_drain_then_halt, realserver_set_state
 
 ACTIONS = {"drain": AdminState.DRAIN, "halt": AdminState.HALT, "online": AdminState.ONLINE}
@@ -44,7 +45,15 @@ def _table(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def page(request: HttpRequest) -> HttpResponse:
-    return render(request, "lbadmin/overview.html", {"now": timezone.now(), **_context(request)})
+    return render(
+        request,
+        "lbadmin/overview.html",
+        {
+            "now": timezone.now(),
+            "expiring_certificates": certificates_expiring(),
+            **_context(request),
+        },
+    )
 
 
 @require_GET
