@@ -4,22 +4,13 @@ Everything binds to loopback on free ports: the daemons' listeners on a random 1
 address (so no client socket on 127.0.0.1 can already hold the port), the Python backend on
 127.0.0.1. Configs and logs live in tmp_path, sockets in a short /tmp/lb* directory (sun_path
 is limited to 108 bytes). Every daemon started here is stopped by a fixture finalizer, and the
-layout fixture SIGKILLs and reports anything left.
+layout fixture (tests/engines/conftest.py) SIGKILLs and reports anything left.
 """
 
-import contextlib
-import http.client
 import os
-import random
-import shutil
 import signal
 import socket
-import ssl
-import tempfile
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -43,6 +34,7 @@ from lbadmin.render.bootstrap import (
     render_stunnel_bootstrap,
 )
 from lbadmin.services.tls import webui_certificate_ensure
+from tests.daemon_support import Backends, free_listen_address, http_get, https_get, wait_until
 
 BACKEND_BODY = b"hello from the real server\n"
 
@@ -51,84 +43,13 @@ BACKEND_BODY = b"hello from the real server\n"
 # Helpers
 
 
-def free_listen_address() -> tuple[str, int]:
-    """A random loopback address (127.0.0.0/8 is all on lo) and a port free on it."""
-    host = f"127.{random.randint(64, 127)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return host, sock.getsockname()[1]
-
-
-def http_get(host: str, port: int) -> bytes:
-    conn = http.client.HTTPConnection(host, port, timeout=3)
-    try:
-        conn.request("GET", "/", headers={"Connection": "close"})
-        response = conn.getresponse()
-        assert response.status == 200
-        return response.read()
-    finally:
-        conn.close()
-
-
-def https_get(host: str, port: int) -> bytes:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # throw-away self-signed certificate
-    conn = http.client.HTTPSConnection(host, port, timeout=3, context=context)
-    try:
-        conn.request("GET", "/", headers={"Connection": "close"})
-        response = conn.getresponse()
-        assert response.status == 200
-        return response.read()
-    finally:
-        conn.close()
-
-
 def assert_port_closed(host: str, port: int) -> None:
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((host, port), timeout=1).close()
 
 
-def processes_mentioning(needles: list[str]) -> list[int]:
-    """Pids whose command line mentions one of our directories (our daemons, nothing else)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and any(needle in cmdline for needle in needles):
-            found.append(int(entry))
-    return found
-
-
 # ---------------------------------------------------------------------------------------------
-# Fixtures
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> Iterator[RuntimeLayout]:
-    run_dir = Path(tempfile.mkdtemp(dir="/tmp", prefix="lb"))
-    layout = RuntimeLayout(conf_dir=tmp_path / "etc", run_dir=run_dir, log_dir=tmp_path / "log")
-    layout.ensure()
-    yield layout
-    # Safety net after the controller fixtures' own stop(): nothing of ours may survive.
-    leftovers = processes_mentioning([str(run_dir), str(layout.conf_dir)])
-    for pid in leftovers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(run_dir, ignore_errors=True)
-    assert not leftovers, f"daemons left running: {leftovers}"
-
-
-@pytest.fixture
-def haproxy(layout: RuntimeLayout) -> Iterator[HaproxyControl]:
-    control = HaproxyControl(layout)
-    yield control
-    control.stop(timeout=2.0)
+# Fixtures (layout, haproxy and backends: tests/engines/conftest.py)
 
 
 @pytest.fixture
@@ -145,31 +66,10 @@ def keepalived(layout: RuntimeLayout) -> Iterator[KeepalivedControl]:
     control.stop(timeout=2.0)
 
 
-class _BackendHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else every response waits ~40 ms for a delayed ACK
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(BACKEND_BODY)))
-        self.end_headers()
-        self.wfile.write(BACKEND_BODY)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # keep pytest output clean
-
-
 @pytest.fixture
-def backend_port() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _BackendHandler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def backend_port(backends: Backends) -> int:
+    """One real server on 127.0.0.1 answering BACKEND_BODY; its port."""
+    return backends.http(BACKEND_BODY.decode(), "127.0.0.1").server_address[1]
 
 
 @pytest.fixture(scope="module")
@@ -403,9 +303,7 @@ def test_stunnel_restarts_after_sigkill_left_a_stale_socket(
     pid = stunnel.pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 3
-    while stunnel.pid() is not None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: stunnel.pid() is None, 3, "the killed stunnel to be gone")
     assert stunnel.pid() is None
     assert layout.stunnel_idle_socket.exists()  # stunnel's own leftover
     stunnel.start()

@@ -4,29 +4,24 @@ Configs are hand-written here (not rendered), so these tests do not depend on th
 Listeners bind random 127.x.y.z addresses on loopback; backends are Python http.server threads
 on 127.0.0.1; the only non-local address used is 192.0.2.10 (TEST-NET-1), to make a bind fail:
 nothing is ever sent to it. Sockets live in a short /tmp/lb* directory (sun_path limit).
-Every HAProxy started here is stopped by a fixture, and the layout fixture SIGKILLs and
-reports anything left (including orphaned `haproxy -c` of killed appliers).
+Every HAProxy started here is stopped by a fixture, and the layout fixture
+(tests/engines/conftest.py) SIGKILLs and reports anything left (including orphaned
+`haproxy -c` of killed appliers).
 """
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import itertools
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -42,6 +37,14 @@ from lbadmin.engines.haproxy_apply import (
     haproxy_messages,
     server_state_for_config,
 )
+from tests.daemon_support import (
+    Backends,
+    free_listen_address,
+    free_port_range,
+    http_get,
+    processes_mentioning,
+    wait_until,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE_VIP = "192.0.2.10"  # TEST-NET-1: not on this host, so binding it fails
@@ -49,63 +52,6 @@ UNREACHABLE_VIP = "192.0.2.10"  # TEST-NET-1: not on this host, so binding it fa
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-def free_listen_address() -> tuple[str, int]:
-    """A random loopback address (127.0.0.0/8 is all on lo) and a port free on it."""
-    host = f"127.{random.randint(64, 127)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return host, sock.getsockname()[1]
-
-
-def free_port_range(count: int) -> tuple[str, int]:
-    """A random loopback address and ``count`` consecutive ports free on it."""
-    for _ in range(20):
-        host, _port = free_listen_address()
-        base = random.randint(20000, 60000 - count)
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as sock:
-                    sock.bind((host, port))
-        except OSError:
-            continue
-        return host, base
-    raise RuntimeError("no free port range found")
-
-
-def http_get(host: str, port: int) -> bytes:
-    conn = http.client.HTTPConnection(host, port, timeout=3)
-    try:
-        conn.request("GET", "/", headers={"Connection": "close"})
-        response = conn.getresponse()
-        assert response.status == 200
-        return response.read()
-    finally:
-        conn.close()
-
-
-def processes_mentioning(needles: list[str]) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and any(needle in cmdline for needle in needles):
-            found.append(int(entry))
-    return found
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def base_config(layout: RuntimeLayout, *, timeout_client: str = "10s") -> str:
@@ -229,69 +175,17 @@ with open(sys.argv[1], "a") as handle:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fixtures
+# Fixtures (layout, haproxy and backends: tests/engines/conftest.py)
 
 
 @pytest.fixture
-def layout(tmp_path: Path) -> Iterator[RuntimeLayout]:
-    run_dir = Path(tempfile.mkdtemp(dir="/tmp", prefix="lb"))
-    layout = RuntimeLayout(conf_dir=tmp_path / "etc", run_dir=run_dir, log_dir=tmp_path / "log")
-    layout.ensure()
-    yield layout
-    leftovers = processes_mentioning([str(run_dir), str(layout.conf_dir)])
-    for pid in leftovers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(run_dir, ignore_errors=True)
-    assert not leftovers, f"processes left running: {leftovers}"
-
-
-@pytest.fixture
-def haproxy(layout: RuntimeLayout) -> Iterator[HaproxyControl]:
-    control = HaproxyControl(layout)
-    yield control
-    control.stop(timeout=2.0)
-
-
-class _Backend(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else every response waits ~40 ms for a delayed ACK
-
-    def do_GET(self) -> None:
-        body = self.server.body  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # HAProxy closing idle server connections on reload is expected, not news
-
-
-@pytest.fixture
-def backends() -> Iterator[dict[str, int]]:
-    """Two real servers on 127.0.0.1: body b"backend-1" / b"backend-2"; name → port."""
-    servers, threads = [], []
-    for index in (1, 2):
-        server = _QuietServer(("127.0.0.1", 0), _Backend)
-        server.body = f"backend-{index}".encode()  # type: ignore[attr-defined]
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-        thread.start()
-        servers.append(server)
-        threads.append(thread)
-    yield {"backend-1": servers[0].server_address[1], "backend-2": servers[1].server_address[1]}
-    for server, thread in zip(servers, threads, strict=True):
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def backends(backends: Backends) -> dict[str, int]:
+    """Overrides conftest's: two real servers on 127.0.0.1, body b"backend-1" / b"backend-2";
+    name → port."""
+    return {
+        name: backends.http(name, "127.0.0.1").server_address[1]
+        for name in ("backend-1", "backend-2")
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """lbadmin.engines.haproxy_runtime: drain / halt / online and System Overview's live status.
 
 Parsing tests run on ``show stat`` text captured from HAProxy 2.6.12. Live tests start a real
-HAProxy (HaproxyControl, sockets in a short /tmp/lbrt* directory) in front of real backends
+HAProxy (HaproxyControl, sockets in a short /tmp/lb* directory) in front of real backends
 in threads, all on a random 127.x.y.0/24 of loopback (VIP .30, real servers .31 and .32).
 Most services are TCP mode with line-echo backends that greet with their own name, so a test
 can hold one connection open on a known server and keep talking over it. Every HAProxy is
@@ -10,23 +10,16 @@ stopped by a fixture; a safety net SIGKILLs (and reports) anything of ours left 
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import http.client
 import io
 import itertools
 import os
 import random
-import shutil
-import signal
 import socket
 import socketserver
-import tempfile
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -51,6 +44,7 @@ from lbadmin.render.snapshot import (
     L7RealServer,
     L7VirtualService,
 )
+from tests.daemon_support import Backends, free_port, http_get, random_block, wait_until
 
 TIMEOUT = 3.0
 
@@ -349,28 +343,7 @@ def test_commands_sent_for_each_state() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Live HAProxy: helpers and fixtures
-
-
-def random_block() -> str:
-    """'127.a.b.' for a random /24 of loopback (127.0.0.0/8 is all local on Linux)."""
-    return f"127.{random.randint(64, 127)}.{random.randint(0, 255)}."
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll until ``predicate()``; returns the seconds it took."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start >= timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
-    return time.monotonic() - start
+# Live HAProxy: helpers and fixtures (layout, haproxy and backends: tests/engines/conftest.py)
 
 
 class EchoHandler(socketserver.StreamRequestHandler):
@@ -400,105 +373,16 @@ class EchoServer(socketserver.ThreadingTCPServer):
         pass
 
 
-class NamedHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else every response waits ~40 ms for a delayed ACK
-
-    def do_GET(self) -> None:
-        body = self.server.name.encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class NamedHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, name: str, host: str) -> None:
-        self.name = name
-        super().__init__((host, 0), NamedHandler)
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass
-
-
-class Backends:
-    """Servers in threads; the fixture shuts down every one still running."""
-
-    def __init__(self) -> None:
-        self.running: dict[int, tuple[socketserver.BaseServer, threading.Thread]] = {}
-
-    def start(self, server: socketserver.TCPServer) -> int:
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-        thread.start()
-        self.running[id(server)] = (server, thread)
-        return server.server_address[1]
-
-    def stop(self, server: socketserver.BaseServer) -> None:
-        server, thread = self.running.pop(id(server))
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    def stop_all(self) -> None:
-        for server, _ in list(self.running.values()):
-            self.stop(server)
-
-
 @pytest.fixture
-def backends() -> Iterator[Backends]:
-    running = Backends()
-    yield running
-    running.stop_all()
-
-
-def our_processes(needles: list[str]) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and any(needle in cmdline for needle in needles):
-            found.append(int(entry))
-    return found
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> Iterator[RuntimeLayout]:
-    # Sockets live in a short /tmp directory: sun_path is limited to 108 bytes.
-    run_dir = Path(tempfile.mkdtemp(dir="/tmp", prefix="lbrt"))
-    layout = RuntimeLayout(conf_dir=tmp_path / "etc", run_dir=run_dir, log_dir=tmp_path / "log")
-    layout.ensure()
-    yield layout
-    leftovers = our_processes([str(run_dir), str(layout.conf_dir)])
-    for pid in leftovers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(run_dir, ignore_errors=True)
-    assert not leftovers, f"haproxy left running: {leftovers}"
-
-
-@pytest.fixture
-def haproxy(layout: RuntimeLayout) -> Iterator[Callable[[str], HaproxyControl]]:
-    """Write a config and start HAProxy on it; stopped afterwards, pass or fail."""
-    control = HaproxyControl(layout)
+def haproxy(haproxy: HaproxyControl, layout: RuntimeLayout) -> Callable[[str], HaproxyControl]:
+    """Overrides conftest's: write a config and start HAProxy on it (stopped afterwards)."""
 
     def start(config: str) -> HaproxyControl:
         layout.haproxy_config.write_text(config)
-        control.start()
-        return control
+        haproxy.start()
+        return haproxy
 
-    yield start
-    control.stop(timeout=2.0)
+    return start
 
 
 PROXY = "FE_Pool"  # labels as the renderer writes them: listen <service>, server <real server>
@@ -570,7 +454,10 @@ def tcp_pool(
     block = random_block()
     vip, port = f"{block}30", free_port(f"{block}30")
     echo = {A: EchoServer(A, f"{block}31"), B: EchoServer(B, f"{block}32")}
-    addrs = {name: f"{srv.server_address[0]}:{backends.start(srv)}" for name, srv in echo.items()}
+    addrs = {
+        name: f"{srv.server_address[0]}:{backends.start(srv).server_address[1]}"
+        for name, srv in echo.items()
+    }
     control = haproxy(tcp_service(layout, vip, port, addrs))
     wait_until(
         lambda: all(runtime_snapshot(control).status(PROXY, n) is LiveStatus.UP for n in echo),
@@ -698,7 +585,7 @@ def test_rendered_weight_zero_is_draining_until_online_with_weight(
     vip, port = f"{block}30", free_port(f"{block}30")
     servers = []
     for name, host, weight in ((A, f"{block}31", 0), (B, f"{block}32", 100)):
-        backend_port = backends.start(NamedHTTPServer(name, host))
+        backend_port = backends.http(name, host).server_address[1]
         servers.append(L7RealServer(name, host, backend_port, weight=weight))
     service = L7VirtualService(
         "WEB",
@@ -712,12 +599,7 @@ def test_rendered_weight_zero_is_draining_until_online_with_weight(
     control = haproxy(render_haproxy(HaproxySnapshot(services=(service,)), layout))
 
     def served() -> str:
-        conn = http.client.HTTPConnection(vip, port, timeout=TIMEOUT)
-        try:
-            conn.request("GET", "/", headers={"Connection": "close"})
-            return conn.getresponse().read().decode()
-        finally:
-            conn.close()
+        return http_get(vip, port).decode()
 
     wait_until(lambda: runtime_snapshot(control).status("WEB", B) is LiveStatus.UP, TIMEOUT, "B UP")
     a = runtime_snapshot(control).proxies["WEB"].servers[A]

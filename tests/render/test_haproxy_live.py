@@ -7,24 +7,12 @@ with render_haproxy, written to the layout's config path and started with Haprox
 finalizer stops HAProxy and a safety net SIGKILLs (and reports) anything of ours left behind.
 """
 
-import contextlib
 import csv
 import dataclasses
-import http.client
 import itertools
-import os
-import random
-import shutil
-import signal
 import socket
-import socketserver
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -41,6 +29,18 @@ from lbadmin.render.snapshot import (
     L7VirtualService,
     Persistence,
 )
+from tests.daemon_support import (
+    Backends,
+    NamedHTTPServer,
+    free_port,
+    haproxy_control,
+    http_get,
+    http_request,
+    random_block,
+    running_backends,
+    short_layout,
+    wait_until,
+)
 
 pytestmark = pytest.mark.daemons
 
@@ -49,43 +49,14 @@ TIMEOUT = 3.0
 
 
 # ---------------------------------------------------------------------------------------------
-# Addresses and clients
-
-
-def random_block() -> str:
-    """'127.a.b.' for a random /24 of loopback (127.0.0.0/8 is all local on Linux)."""
-    return f"127.{random.randint(64, 127)}.{random.randint(0, 255)}."
-
-
-def free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def http_request(
-    host: str, port: int, *, headers: dict[str, str] | None = None, source: str | None = None
-) -> tuple[http.client.HTTPResponse, str]:
-    """One GET on a new connection: the response (already read) and its body."""
-    conn = http.client.HTTPConnection(
-        host, port, timeout=TIMEOUT, source_address=(source, 0) if source else None
-    )
-    try:
-        conn.request("GET", "/", headers={"Connection": "close", **(headers or {})})
-        response = conn.getresponse()
-        return response, response.read().decode()
-    finally:
-        conn.close()
+# Clients (addresses, backends and the layout: tests/daemon_support.py)
 
 
 def served_by(
     host: str, port: int, *, headers: dict[str, str] | None = None, source: str | None = None
 ) -> str:
     """Name of the real server that answered a GET on a new connection."""
-    response, body = http_request(host, port, headers=headers, source=source)
-    assert response.status == 200, body
-    return body
+    return http_get(host, port, headers=headers, source=source).decode()
 
 
 def tcp_read(host: str, port: int) -> str:
@@ -96,158 +67,39 @@ def tcp_read(host: str, port: int) -> str:
     return b"".join(chunks).decode()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 # ---------------------------------------------------------------------------------------------
-# Backends
-
-
-ServerT = TypeVar("ServerT", bound=socketserver.BaseServer)
-
-
-class NamedHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else every response waits ~40 ms for a delayed ACK
-    server: "NamedHTTPServer"
-
-    def do_GET(self) -> None:
-        self.server.seen_xff.append(self.headers.get("X-Forwarded-For"))
-        body = self.server.name.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class NamedHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, name: str, address: tuple[str, int]) -> None:
-        self.name = name
-        self.seen_xff: list[str | None] = []
-        super().__init__(address, NamedHandler)
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # HAProxy's connect checks close with a reset; not worth a traceback
-
-
-class NamePortHandler(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        port = self.server.server_address[1]
-        name = self.server.name  # type: ignore[attr-defined]  # NamedTCPServer
-        self.request.sendall(f"{name}:{port}".encode())
-
-
-class NamedTCPServer(socketserver.ThreadingTCPServer):
-    """Answers "<name>:<port>" and closes: shows which server and port a connection reached."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, name: str, address: tuple[str, int]) -> None:
-        self.name = name
-        super().__init__(address, NamePortHandler)
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # HAProxy's connect checks close with a reset; not worth a traceback
-
-
-class Backends:
-    """Servers running in threads; every one is shut down by the fixture."""
-
-    def __init__(self) -> None:
-        self.running: dict[int, tuple[socketserver.BaseServer, threading.Thread]] = {}
-
-    def start(self, server: ServerT) -> ServerT:
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-        thread.start()
-        self.running[id(server)] = (server, thread)
-        return server
-
-    def http(self, name: str, host: str, port: int = 0) -> NamedHTTPServer:
-        return self.start(NamedHTTPServer(name, (host, port)))
-
-    def tcp(self, name: str, host: str, port: int) -> NamedTCPServer:
-        return self.start(NamedTCPServer(name, (host, port)))
-
-    def stop(self, server: socketserver.BaseServer) -> None:
-        server, thread = self.running.pop(id(server))
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    def stop_all(self) -> None:
-        for server, _ in list(self.running.values()):
-            self.stop(server)
+# Fixtures
 
 
 @pytest.fixture
 def backends() -> Iterator[Backends]:
-    running = Backends()
-    yield running
-    running.stop_all()
-
-
-# ---------------------------------------------------------------------------------------------
-# HAProxy
-
-
-def our_processes(needles: list[str]) -> list[int]:
-    """Live pids whose command line mentions one of our directories."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and any(needle in cmdline for needle in needles):
-            found.append(int(entry))
-    return found
+    with running_backends() as backends:
+        yield backends
 
 
 @pytest.fixture
 def layout(tmp_path: Path) -> Iterator[RuntimeLayout]:
-    # Sockets live in a short /tmp directory: sun_path is limited to 108 bytes.
-    run_dir = Path(tempfile.mkdtemp(dir="/tmp", prefix="lbr"))
-    layout = RuntimeLayout(conf_dir=tmp_path / "etc", run_dir=run_dir, log_dir=tmp_path / "log")
-    layout.ensure()
-    # What the engine keeps there: a `show servers state` dump (version line "1" when empty).
-    layout.haproxy_state_file.write_text("1\n")
-    yield layout
-    leftovers = our_processes([str(run_dir), str(layout.conf_dir)])
-    for pid in leftovers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(run_dir, ignore_errors=True)
-    assert not leftovers, f"haproxy left running: {leftovers}"
+    with short_layout(tmp_path) as layout:
+        # What the engine keeps there: a `show servers state` dump (version line "1" when empty).
+        layout.haproxy_state_file.write_text("1\n")
+        yield layout
 
 
 @pytest.fixture
 def haproxy(layout: RuntimeLayout) -> Iterator[Callable[[HaproxySnapshot], HaproxyControl]]:
     """Render a snapshot, write it where HaproxyControl reads it, and start HAProxy."""
-    control = HaproxyControl(layout)
+    with haproxy_control(layout) as control:
 
-    def start(snapshot: HaproxySnapshot) -> HaproxyControl:
-        layout.haproxy_config.write_text(render_haproxy(snapshot, layout))
-        control.start()
-        return control
+        def start(snapshot: HaproxySnapshot) -> HaproxyControl:
+            layout.haproxy_config.write_text(render_haproxy(snapshot, layout))
+            control.start()
+            return control
 
-    yield start
-    control.stop(timeout=2.0)
+        yield start
+
+
+# ---------------------------------------------------------------------------------------------
+# HAProxy
 
 
 def server_status(control: HaproxyControl, proxy: str) -> dict[str, str]:
@@ -357,7 +209,8 @@ def test_http_cookie_persistence_ms_wsman(haproxy, backends: Backends) -> None:
         )
     )
     haproxy(snapshot)
-    response, server = http_request(vip, port)
+    response, body = http_request(vip, port)
+    server = body.decode()
     set_cookie = response.getheader("Set-Cookie") or ""
     assert set_cookie.split(";")[0] == f"MS-WSMAN={server}", set_cookie
 
