@@ -680,16 +680,6 @@ class Controller:
             return f"not running: stale pid file {self.pid_path} (pid {stale})"
         return "not running"
 
-    def runtime_batch(self, cmds: Sequence[str], timeout: float = _SOCKET_TIMEOUT) -> str:
-        """Several commands in ONE round trip on the admin socket. Each is checked on its own
-        (no separator inside), then they are joined with the CLI's own ';'."""
-        for cmd in cmds:
-            _validate_cli_command(cmd)
-        try:
-            return _cli_exchange(self.admin_socket, "; ".join(cmds), timeout)
-        except OSError as exc:
-            raise DaemonError(f"haproxy admin socket {self.admin_socket}: {exc}") from exc
-
     def _running_detail(self, pid: int) -> str:
         return f"pid {pid}, up {_format_duration(_uptime_seconds(pid))}"
 
@@ -917,11 +907,7 @@ class HaproxyControl(Controller):
 
     def runtime_command(self, cmd: str, timeout: float = _SOCKET_TIMEOUT) -> str:
         """One command on the admin stats socket (runtime API: ``set server …``)."""
-        _validate_cli_command(cmd)
-        try:
-            return _cli_exchange(self.admin_socket, cmd, timeout)
-        except OSError as exc:
-            raise DaemonError(f"haproxy admin socket {self.admin_socket}: {exc}") from exc
+        return self.runtime_batch([cmd], timeout)
 
     def runtime_batch(self, cmds: Sequence[str], timeout: float = _SOCKET_TIMEOUT) -> str:
         """Several commands in ONE round trip on the admin socket. Each is checked on its own
@@ -1158,16 +1144,6 @@ class KeepalivedControl(Controller):
         _signal(pid, signal.SIGHUP)
         if self.pid() is None:
             raise DaemonError("keepalived exited after SIGHUP")
-
-    def runtime_batch(self, cmds: Sequence[str], timeout: float = _SOCKET_TIMEOUT) -> str:
-        """Several commands in ONE round trip on the admin socket. Each is checked on its own
-        (no separator inside), then they are joined with the CLI's own ';'."""
-        for cmd in cmds:
-            _validate_cli_command(cmd)
-        try:
-            return _cli_exchange(self.admin_socket, "; ".join(cmds), timeout)
-        except OSError as exc:
-            raise DaemonError(f"haproxy admin socket {self.admin_socket}: {exc}") from exc
 
     def _running_detail(self, pid: int) -> str:
         # From the live command line, not self.vrrp_only: report what actually runs.

@@ -70,8 +70,8 @@ _LOCK_POLL = 0.02
 _STALE_STATE_TMP_AGE = 60.0  # a state temp file older than this belongs to a dead writer
 
 
-class ApplyLockTimeout(Exception):
-    """Another apply held the lock for longer than the caller was willing to wait."""
+class ApplyLockTimeout(TimeoutError):
+    """Another holder kept the lock for longer than the caller was willing to wait."""
 
 
 @dataclass(frozen=True)
@@ -87,15 +87,20 @@ class ApplyResult:
 # Lock
 
 
+def apply_lock(run_dir: Path, timeout: float) -> contextlib.AbstractContextManager[None]:
+    """The HAProxy apply lock (see file_lock)."""
+    return file_lock(run_dir / LOCK_FILE_NAME, timeout)
+
+
 @contextmanager
-def apply_lock(run_dir: Path, timeout: float) -> Iterator[None]:
-    """Exclusive node-wide apply lock; ApplyLockTimeout after ``timeout`` seconds.
+def file_lock(path: Path, timeout: float) -> Iterator[None]:
+    """Exclusive node-wide lock on ``path``; ApplyLockTimeout after ``timeout`` seconds.
 
     flock (not a pid file): the kernel drops it when the holder exits or is killed, and it
     works across gunicorn/Celery processes. O_CLOEXEC keeps it out of haproxy children (a
     master started during an apply would otherwise hold it for ever).
     """
-    fd = os.open(run_dir / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -105,7 +110,7 @@ def apply_lock(run_dir: Path, timeout: float) -> Iterator[None]:
             except BlockingIOError:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ApplyLockTimeout(f"{run_dir / LOCK_FILE_NAME} is held") from None
+                    raise ApplyLockTimeout(f"{path} is held") from None
                 time.sleep(min(_LOCK_POLL, remaining))
         try:
             yield

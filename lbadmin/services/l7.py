@@ -11,6 +11,15 @@ from lbadmin.services.audit import audit_record
 from lbadmin.services.config import config_changed
 
 
+def _assign(instance: Any, values: dict[str, Any]) -> list[str]:
+    """Save new field values; returns the names of the fields that changed (for the audit)."""
+    changed = sorted(name for name, value in values.items() if getattr(instance, name) != value)
+    for name, value in values.items():
+        setattr(instance, name, value)
+    instance.save()
+    return changed
+
+
 def _record(action: AuditEntry.Action, actor: User | None, target: str, **detail: Any) -> None:
     audit_record(action=action, actor=actor, target=target, detail=detail)
     config_changed()
@@ -36,15 +45,12 @@ def virtualservice_create(*, actor: User | None, values: dict[str, Any]) -> Virt
 def virtualservice_update(
     *, actor: User | None, service: VirtualService, values: dict[str, Any]
 ) -> VirtualService:
-    changed = {k: v for k, v in values.items() if getattr(service, k) != v}
-    for name, value in values.items():
-        setattr(service, name, value)
-    service.save()
+    changed = _assign(service, values)
     _record(
         AuditEntry.Action.CONFIG_UPDATED,
         actor,
         f"L7 virtual service {service.label}",
-        changed=sorted(changed),
+        changed=changed,
     )
     return service
 
@@ -71,15 +77,12 @@ def realserver_create(
 def realserver_update(
     *, actor: User | None, server: RealServer, values: dict[str, Any]
 ) -> RealServer:
-    changed = {k: v for k, v in values.items() if getattr(server, k) != v}
-    for name, value in values.items():
-        setattr(server, name, value)
-    server.save()
+    changed = _assign(server, values)
     _record(
         AuditEntry.Action.CONFIG_UPDATED,
         actor,
         f"L7 real server {server.virtual_service.label}/{server.label}",
-        changed=sorted(changed),
+        changed=changed,
     )
     return server
 
@@ -94,14 +97,11 @@ def realserver_delete(*, actor: User | None, server: RealServer) -> None:
 @transaction.atomic
 def l7settings_update(*, actor: User | None, values: dict[str, Any]) -> L7Settings:
     settings = L7Settings.load()
-    changed = {k: v for k, v in values.items() if getattr(settings, k) != v}
-    for name, value in values.items():
-        setattr(settings, name, value)
-    settings.save()
+    changed = _assign(settings, values)
     _record(
         AuditEntry.Action.CONFIG_UPDATED,
         actor,
         "Layer 7 advanced configuration",
-        changed=sorted(changed),
+        changed=changed,
     )
     return settings

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lbadmin.engines.daemons import DaemonError
-from lbadmin.engines.haproxy_apply import ApplyLockTimeout, apply_lock
+from lbadmin.engines.haproxy_apply import apply_lock
 from lbadmin.engines.haproxy_runtime import (
     LiveStatus,
     ServerState,
@@ -139,7 +139,7 @@ def realserver_set_state(
             server_set_state(
                 control, service.label, server.label, ServerState(state.value), weight=server.weight
             )
-    except (DaemonError, ApplyLockTimeout, OSError) as error:
+    except (DaemonError, OSError) as error:  # OSError covers the lock's TimeoutError
         return (
             f"Recorded, but HAProxy did not take it now ({error}); it applies at the next reload."
         )
