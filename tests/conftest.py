@@ -1,11 +1,9 @@
 """Shared fixtures: real gunicorn over HTTPS, a real Celery worker on Redis, real Chromium."""
 
 import os
-import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +11,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.test import Client
+
+from tests.daemon_support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made by the same
@@ -31,27 +31,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 def insecure_context() -> ssl.SSLContext:
     """The WebUI's certificate is self-signed: tests check the server, not the chain."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def https_get(url: str, timeout: float = 5.0):

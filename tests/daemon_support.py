@@ -59,7 +59,7 @@ def random_block() -> str:
     return f"127.{random.randint(64, 127)}.{random.randint(0, 255)}."
 
 
-def free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     """A port free on ``host`` (IPv4 or IPv6) right now."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as sock:
