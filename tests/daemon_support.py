@@ -7,6 +7,7 @@
   (sun_path is limited to 108 bytes). Leaving the layout SIGKILLs anything still running that
   mentions its directories, and fails if there was any.
 - Backends: Python servers in threads that answer with their own name.
+- Clients: HTTP(S) GETs and the certificate a TLS server presents.
 
 The pytest fixtures built on these live in tests/engines/conftest.py.
 """
@@ -28,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
-from lbadmin.engines.daemons import HaproxyControl, RuntimeLayout
+from lbadmin.engines.daemons import HaproxyControl, RuntimeLayout, StunnelControl
 
 # ---------------------------------------------------------------------------------------------
 # Waiting
@@ -134,12 +135,28 @@ def http_get(
     return body
 
 
-def https_get(host: str, port: int) -> bytes:
-    """http_get over TLS, without verifying the (throw-away, self-signed) certificate."""
+def _unverified_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    return http_get(host, port, context=context)
+    return context
+
+
+def https_get(host: str, port: int) -> bytes:
+    """http_get over TLS, without verifying the (throw-away, self-signed) certificate."""
+    return http_get(host, port, context=_unverified_context())
+
+
+def served_certificate(host: str, port: int, timeout: float = 3.0) -> bytes:
+    """DER of the certificate a TLS server presents (unverified handshake, then close)."""
+    context = _unverified_context()
+    with (
+        socket.create_connection((host, port), timeout=timeout) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,6 +307,16 @@ def short_layout(tmp_path: Path) -> Iterator[RuntimeLayout]:
 def haproxy_control(layout: RuntimeLayout) -> Iterator[HaproxyControl]:
     """A HaproxyControl on ``layout``, stopped on leaving, pass or fail."""
     control = HaproxyControl(layout)
+    try:
+        yield control
+    finally:
+        control.stop(timeout=2.0)
+
+
+@contextlib.contextmanager
+def stunnel_control(layout: RuntimeLayout) -> Iterator[StunnelControl]:
+    """A StunnelControl on ``layout``; every instance is stopped on leaving, pass or fail."""
+    control = StunnelControl(layout)
     try:
         yield control
     finally:

@@ -2,13 +2,15 @@
 
 Pure functions: no I/O, no subprocess. Paths come from ``RuntimeLayout`` so the controllers in
 ``lbadmin.engines.daemons`` find the pid files and sockets where the configs put them.
-Measured on HAProxy 2.6.12, stunnel 5.68 and keepalived 2.2.7; tests run the real checkers.
+Measured on HAProxy 2.6.12 and keepalived 2.2.7; tests run the real checkers.
+
+stunnel needs none: it runs one process per SSL termination (``StunnelControl``), so with no
+termination no stunnel runs at all.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lbadmin.render.haproxy import render_haproxy
@@ -17,17 +19,7 @@ from lbadmin.render.snapshot import HaproxySnapshot
 if TYPE_CHECKING:
     from lbadmin.engines.daemons import RuntimeLayout
 
-# Paths are written into config files unquoted: allow only characters that no config syntax
-# treats specially (no whitespace, quotes, '#', ';', '{', newlines).
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-def _path(value: Path) -> str:
-    text = str(value)
-    if not _SAFE_PATH.match(text):
-        raise ValueError(f"unsafe path for a config file: {text!r}")
-    return text
 
 
 def render_haproxy_bootstrap(layout: RuntimeLayout) -> str:
@@ -39,32 +31,6 @@ def render_haproxy_bootstrap(layout: RuntimeLayout) -> str:
     starts without opening any network port: the only listener is a unix socket in run_dir.
     """
     return render_haproxy(HaproxySnapshot(), layout)
-
-
-def render_stunnel_bootstrap(layout: RuntimeLayout) -> str:
-    """stunnel globals plus one placeholder service that listens nowhere reachable.
-
-    stunnel 5.68 cannot start with global options only: with no service section it falls into
-    inetd mode ("Inetd mode: TLS server needs a certificate", "Configuration failed"). The
-    cleanest valid minimum found is a client-mode service (client mode needs no certificate)
-    accepting on a unix socket in the root-only run_dir and connecting to a unix path where
-    nothing listens. It opens no network port. stunnel logs two harmless notices about it
-    ("No trusted certificates found", "needs authentication to prevent MITM attacks").
-    """
-    return f"""\
-; lbadmin bootstrap: no SSL terminations yet. Rendered by lbadmin.render.bootstrap.
-pid = {_path(layout.stunnel_pid_file)}
-foreground = no
-; The engine reads this log to confirm reloads; syslog would split it.
-output = {_path(layout.stunnel_log)}
-syslog = no
-
-; Placeholder: stunnel will not start without a service (see render_stunnel_bootstrap).
-[lbadmin-idle]
-client = yes
-accept = {_path(layout.stunnel_idle_socket)}
-connect = {_path(layout.stunnel_idle_target)}
-"""
 
 
 def render_keepalived_bootstrap(layout: RuntimeLayout, *, router_id: str = "lbadmin") -> str:

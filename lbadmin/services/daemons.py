@@ -17,15 +17,11 @@ from lbadmin.engines.daemons import (
     controllers,
     ipvs_available,
 )
-from lbadmin.render.bootstrap import (
-    render_haproxy_bootstrap,
-    render_keepalived_bootstrap,
-    render_stunnel_bootstrap,
-)
+from lbadmin.render.bootstrap import render_haproxy_bootstrap, render_keepalived_bootstrap
 
+# stunnel has none: one process per SSL termination, none at all before the first one.
 _BOOTSTRAP = {
     "haproxy": render_haproxy_bootstrap,
-    "stunnel": render_stunnel_bootstrap,
     "keepalived": render_keepalived_bootstrap,
 }
 
@@ -45,12 +41,14 @@ def daemons_status() -> dict[str, DaemonStatus]:
 
 def daemons_start() -> None:
     """Start every daemon from its live configuration; on first start that is the bootstrap
-    configuration, written here. Daemons already running are left alone."""
+    configuration, written here (stunnel: every SSL termination's instance, if any).
+    Daemons already running are left alone."""
     layout = runtime_layout()
     layout.ensure()
     for name, control in daemon_controllers().items():
-        if not control.config_path.exists():
-            _write_atomically(control.config_path, _BOOTSTRAP[name](layout))
+        bootstrap = _BOOTSTRAP.get(name)
+        if bootstrap is not None and not control.config_path.exists():
+            _write_atomically(control.config_path, bootstrap(layout))
         control.start()
 
 

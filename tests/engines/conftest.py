@@ -3,6 +3,7 @@
 - ``layout``: a RuntimeLayout with sockets in a short /tmp/lb* directory; its finalizer
   SIGKILLs and reports anything of the test's left running.
 - ``haproxy``: a HaproxyControl on that layout, stopped afterwards, pass or fail.
+- ``stunnel``: a StunnelControl on that layout; all its instances stopped afterwards.
 - ``backends``: a Backends to start name-answering servers in threads; all stopped afterwards.
 
 A test module may override one of these with a fixture of the same name that takes the
@@ -14,8 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from lbadmin.engines.daemons import HaproxyControl, RuntimeLayout
-from tests.daemon_support import Backends, haproxy_control, running_backends, short_layout
+from lbadmin.engines.daemons import HaproxyControl, RuntimeLayout, StunnelControl
+from tests.daemon_support import (
+    Backends,
+    haproxy_control,
+    running_backends,
+    short_layout,
+    stunnel_control,
+)
 
 
 @pytest.fixture
@@ -27,6 +34,12 @@ def layout(tmp_path: Path) -> Iterator[RuntimeLayout]:
 @pytest.fixture
 def haproxy(layout: RuntimeLayout) -> Iterator[HaproxyControl]:
     with haproxy_control(layout) as control:
+        yield control
+
+
+@pytest.fixture
+def stunnel(layout: RuntimeLayout) -> Iterator[StunnelControl]:
+    with stunnel_control(layout) as control:
         yield control
 
 

@@ -1,5 +1,6 @@
 """Bootstrap configs: golden-ish key lines, and each one passes the real daemon's checker."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,7 @@ from lbadmin.engines.daemons import (
     RuntimeLayout,
     StunnelControl,
 )
-from lbadmin.render.bootstrap import (
-    render_haproxy_bootstrap,
-    render_keepalived_bootstrap,
-    render_stunnel_bootstrap,
-)
+from lbadmin.render.bootstrap import render_haproxy_bootstrap, render_keepalived_bootstrap
 
 LAYOUT = RuntimeLayout.under(Path("/var/lib/lbadmin"))
 
@@ -42,16 +39,6 @@ def test_haproxy_bootstrap_key_lines() -> None:
     assert not any(line.startswith("bind") for line in lines)
 
 
-def test_stunnel_bootstrap_key_lines() -> None:
-    lines = _lines(render_stunnel_bootstrap(LAYOUT))
-    assert "pid = /var/lib/lbadmin/run/stunnel.pid" in lines
-    assert "foreground = no" in lines
-    assert "output = /var/lib/lbadmin/log/stunnel.log" in lines
-    accepts = [line for line in lines if line.startswith("accept")]
-    # The only listener is a unix socket in run_dir.
-    assert accepts == ["accept = /var/lib/lbadmin/run/stunnel-idle.sock"]
-
-
 def test_keepalived_bootstrap_key_lines() -> None:
     text = render_keepalived_bootstrap(LAYOUT)
     lines = _lines(text)
@@ -64,9 +51,8 @@ def test_keepalived_bootstrap_key_lines() -> None:
 
 def test_renderers_reject_unsafe_paths() -> None:
     layout = RuntimeLayout.under(Path("/var/lib/lb admin"))
-    for render in (render_haproxy_bootstrap, render_stunnel_bootstrap):
-        with pytest.raises(ValueError, match="unsafe path"):
-            render(layout)
+    with pytest.raises(ValueError, match="unsafe path"):
+        render_haproxy_bootstrap(layout)
     with pytest.raises(ValueError, match="router_id"):
         render_keepalived_bootstrap(LAYOUT, router_id="x\n}\nvrrp_script evil {")
 
@@ -91,11 +77,20 @@ def test_keepalived_bootstrap_passes_keepalived_t(tmp_path: Path) -> None:
     assert result.ok, result.output
 
 
-def test_stunnel_check_is_only_a_readability_check(tmp_path: Path) -> None:
-    # stunnel has no config-test flag; the real proof is test_daemons starting the bootstrap.
+def test_stunnel_needs_no_bootstrap_and_checks_only_readability(tmp_path: Path) -> None:
+    # stunnel has no config-test flag; stunnel_apply proves new text with a throw-away
+    # stunnel (tests/engines/test_stunnel_apply.py). With no SSL termination there are no
+    # files, and that is a valid configuration.
     layout = RuntimeLayout.under(tmp_path)
     layout.ensure()
     control = StunnelControl(layout)
-    assert not control.check_config(layout.stunnel_config).ok
-    layout.stunnel_config.write_text(render_stunnel_bootstrap(layout))
-    assert control.check_config(layout.stunnel_config).ok
+    assert control.config_path == layout.stunnel_dir
+    assert control.check_config().ok
+    instance = layout.stunnel_instance_config("ssl-0123456789ab")
+    assert not control.check_config(instance).ok
+    instance.write_text("; any text: not parsed\n")
+    assert control.check_config(instance).ok
+    assert control.check_config().ok
+    instance.chmod(0)
+    if os.geteuid() != 0:  # root reads anything
+        assert not control.check_config().ok

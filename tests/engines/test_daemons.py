@@ -28,11 +28,7 @@ from lbadmin.engines.daemons import (
     parse_show_proc,
     status_all,
 )
-from lbadmin.render.bootstrap import (
-    render_haproxy_bootstrap,
-    render_keepalived_bootstrap,
-    render_stunnel_bootstrap,
-)
+from lbadmin.render.bootstrap import render_haproxy_bootstrap, render_keepalived_bootstrap
 from lbadmin.services.tls import webui_certificate_ensure
 from tests.daemon_support import Backends, free_listen_address, http_get, https_get, wait_until
 
@@ -49,14 +45,7 @@ def assert_port_closed(host: str, port: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fixtures (layout, haproxy and backends: tests/engines/conftest.py)
-
-
-@pytest.fixture
-def stunnel(layout: RuntimeLayout) -> Iterator[StunnelControl]:
-    control = StunnelControl(layout)
-    yield control
-    control.stop(timeout=2.0)
+# Fixtures (layout, haproxy, stunnel and backends: tests/engines/conftest.py)
 
 
 @pytest.fixture
@@ -90,13 +79,22 @@ def haproxy_config(layout: RuntimeLayout, host: str, port: int, backend_port: in
     )
 
 
+INSTANCE = "ssl-0123456789ab"
+
+
 def stunnel_config(
-    layout: RuntimeLayout, host: str, port: int, backend_port: int, cert: Path, key: Path
+    layout: RuntimeLayout,
+    host: str,
+    port: int,
+    backend_port: int,
+    cert: Path,
+    key: Path,
+    name: str = INSTANCE,
 ) -> str:
     return (
-        f"pid = {layout.stunnel_pid_file}\n"
+        f"pid = {layout.stunnel_instance_pid(name)}\n"
         "foreground = no\n"
-        f"output = {layout.stunnel_log}\n"
+        f"output = {layout.stunnel_instance_log(name)}\n"
         "syslog = no\n"
         "\n[https]\n"
         f"accept = {host}:{port}\n"
@@ -129,9 +127,12 @@ def test_never_started_daemons_report_not_running(layout: RuntimeLayout) -> None
         assert status.detail.startswith("not running")
     # A stale pid file naming a live process that is not ours (this test) is not "running".
     layout.haproxy_pid_file.write_text(f"{os.getpid()}\n")
-    layout.stunnel_pid_file.write_text("garbage\n")
+    layout.stunnel_instance_config(INSTANCE).write_text("; an SSL termination\n")
+    layout.stunnel_instance_pid(INSTANCE).write_text(f"{os.getpid()}\n")
     assert not HaproxyControl(layout).status().running
-    assert not StunnelControl(layout).status().running
+    status = StunnelControl(layout).status()
+    assert not status.running and status.detail.startswith("not running: 1 of 1")
+    assert StunnelControl(layout).running_instances() == {}
     # Stopping what is not running is a no-op that clears stale pid files.
     HaproxyControl(layout).stop()
     assert not layout.haproxy_pid_file.exists()
@@ -145,9 +146,15 @@ def test_layout_under_and_ensure(tmp_path: Path) -> None:
     assert layout.run_dir == tmp_path / "var" / "run"
     assert layout.log_dir == tmp_path / "var" / "log"
     assert layout.haproxy_admin_socket == layout.run_dir / "haproxy.sock"
+    assert layout.stunnel_dir == layout.conf_dir / "stunnel"
+    assert layout.stunnel_cert_dir == layout.conf_dir / "certs"
+    assert layout.termination_socket(INSTANCE) == layout.run_dir / f"{INSTANCE}.sock"
     layout.ensure()
-    for directory in (layout.conf_dir, layout.run_dir, layout.log_dir):
+    for directory in (layout.conf_dir, layout.run_dir, layout.log_dir, layout.stunnel_dir):
         assert directory.stat().st_mode & 0o777 == 0o750
+    assert layout.stunnel_cert_dir.stat().st_mode & 0o777 == 0o700  # private keys
+    with pytest.raises(ValueError, match="instance name"):
+        layout.stunnel_instance_pid("ssl-../../x")
     deep = RuntimeLayout.under(tmp_path / ("x" * 120))
     with pytest.raises(ValueError, match="too long"):
         deep.ensure()
@@ -270,44 +277,89 @@ def test_stunnel_lifecycle(
 ) -> None:
     host, port = free_listen_address()
     good = stunnel_config(layout, host, port, backend_port, *certificate)
-    stunnel.config_path.write_text(good)
-    assert stunnel.check_config(stunnel.config_path).ok
+    config = layout.stunnel_instance_config(INSTANCE)
+    config.write_text(good)
+    assert stunnel.check_config().ok
 
     stunnel.start()
-    pid = stunnel.pid()
-    assert pid is not None
-    assert stunnel.status().running
+    pid = stunnel.instance_pid(INSTANCE)
+    assert pid is not None and stunnel.pid() == pid
+    assert stunnel.running_instances() == {INSTANCE: pid}
+    # The listener is the socket we bound, passed as fd 3 (socket activation).
+    assert os.readlink(f"/proc/{pid}/fd/3").startswith("socket:")
+    status = stunnel.status()
+    assert status.running and status.pid == pid and INSTANCE in status.detail
     assert https_get(host, port) == BACKEND_BODY
+    stunnel.start()  # already running: no-op
+    assert stunnel.instance_pid(INSTANCE) == pid
 
     stunnel.reload()  # SIGHUP, confirmed from the log
-    assert stunnel.pid() == pid
+    assert stunnel.instance_pid(INSTANCE) == pid
     assert https_get(host, port) == BACKEND_BODY
 
-    stunnel.config_path.write_text(good + "frobnicate = yes\n")
-    with pytest.raises(DaemonError, match="rejected"):
+    config.write_text(good + "frobnicate = yes\n")
+    with pytest.raises(DaemonError, match="rejected") as failure:
         stunnel.reload()
-    assert stunnel.pid() == pid
+    assert "frobnicate" in str(failure.value) and INSTANCE in str(failure.value)
+    assert stunnel.instance_pid(INSTANCE) == pid
     assert https_get(host, port) == BACKEND_BODY
 
+    config.write_text(good)
     stunnel.stop()
-    assert not stunnel.status().running
+    status = stunnel.status()
+    assert not status.running and status.detail.startswith("not running")
+    assert not layout.stunnel_instance_pid(INSTANCE).exists()
     assert_port_closed(host, port)
+    stunnel.stop()  # not running: no-op
 
 
 @pytest.mark.daemons
-def test_stunnel_restarts_after_sigkill_left_a_stale_socket(
-    layout: RuntimeLayout, stunnel: StunnelControl
+def test_stunnel_refuses_a_config_without_its_own_pid_file(
+    layout: RuntimeLayout, stunnel: StunnelControl, certificate: tuple[Path, Path]
 ) -> None:
-    stunnel.config_path.write_text(render_stunnel_bootstrap(layout))
+    host, port = free_listen_address()
+    text = stunnel_config(layout, host, port, 9, *certificate)
+    wrong = text.replace(str(layout.stunnel_instance_pid(INSTANCE)), str(layout.run_dir / "x"))
+    layout.stunnel_instance_config(INSTANCE).write_text(wrong)
+    with pytest.raises(DaemonError, match="pid ="):
+        stunnel.start()
+    assert not stunnel.status().running
+
+
+@pytest.mark.daemons
+def test_stunnel_start_reports_a_taken_address(
+    layout: RuntimeLayout, stunnel: StunnelControl, certificate: tuple[Path, Path]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(free_listen_address())
+        taken.listen()
+        host, port = taken.getsockname()
+        config = stunnel_config(layout, host, port, 9, *certificate)
+        layout.stunnel_instance_config(INSTANCE).write_text(config)
+        with pytest.raises(DaemonError, match="address already in use"):
+            stunnel.start()
+    assert stunnel.running_instances() == {}
+
+
+@pytest.mark.daemons
+def test_stunnel_restarts_after_sigkill(
+    layout: RuntimeLayout,
+    stunnel: StunnelControl,
+    backend_port: int,
+    certificate: tuple[Path, Path],
+) -> None:
+    host, port = free_listen_address()
+    config = stunnel_config(layout, host, port, backend_port, *certificate)
+    layout.stunnel_instance_config(INSTANCE).write_text(config)
     stunnel.start()
-    pid = stunnel.pid()
+    pid = stunnel.instance_pid(INSTANCE)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: stunnel.pid() is None, 3, "the killed stunnel to be gone")
-    assert stunnel.pid() is None
-    assert layout.stunnel_idle_socket.exists()  # stunnel's own leftover
+    wait_until(lambda: stunnel.instance_pid(INSTANCE) is None, 3, "the killed stunnel to be gone")
+    assert not stunnel.status().running
     stunnel.start()
-    assert stunnel.pid() not in (None, pid)
+    assert stunnel.instance_pid(INSTANCE) not in (None, pid)
+    assert https_get(host, port) == BACKEND_BODY
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,7 +419,7 @@ def test_keepalived_refuses_to_start_a_bad_config(
 
 
 # ---------------------------------------------------------------------------------------------
-# All three from their bootstrap configs
+# All three from their bootstrap configs (stunnel: none)
 
 
 @pytest.mark.daemons
@@ -375,14 +427,15 @@ def test_all_bootstrap_configs_start_with_no_network_listener(layout: RuntimeLay
     vrrp_only = not ipvs_available()
     controls = controllers(layout, keepalived_vrrp_only=vrrp_only)
     layout.haproxy_config.write_text(render_haproxy_bootstrap(layout))
-    layout.stunnel_config.write_text(render_stunnel_bootstrap(layout))
     layout.keepalived_config.write_text(render_keepalived_bootstrap(layout))
+    # stunnel has no bootstrap: with no SSL termination it runs no process at all.
     try:
         for control in controls.values():
             control.start()
         statuses = status_all(layout, keepalived_vrrp_only=vrrp_only)
         assert all(status.running for status in statuses.values()), statuses
         assert statuses["haproxy"].detail.startswith("HAProxy 2.")
+        assert statuses["stunnel"].detail == "no SSL terminations configured"
         assert controls["haproxy"].master_command("show version").startswith("2.")
     finally:
         for control in controls.values():

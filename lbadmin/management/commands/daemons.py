@@ -26,5 +26,10 @@ class Command(BaseCommand):
         elif action == "stop":
             daemons_stop()
         for name, status in daemons_status().items():
-            state = f"running (pid {status.pid})" if status.running else "stopped"
+            if not status.running:
+                state = "stopped"
+            elif status.pid is None:  # stunnel with no SSL terminations: nothing to run
+                state = "running"
+            else:
+                state = f"running (pid {status.pid})"
             self.stdout.write(f"{name:<11} {state} {status.detail}".rstrip())
