@@ -47,6 +47,7 @@ bench: $(VENV)/.deps-test
 	$(PY) bench/run.py
 	$(PY) bench/l7.py $(BENCH_ARGS)
 	$(PY) bench/overview.py
+	$(PY) bench/stunnel.py
 
 # Re-pin the dependencies after editing requirements*.in.
 lock: $(VENV)/.deps-test
