@@ -70,7 +70,8 @@ def service(label: str, ip: str, ports: list[int], protocol: str, servers: list[
 def document(services: list[dict]) -> dict:
     return {
         "format": "lbadmin-cluster-config",
-        "version": 1,
+        "version": 2,
+        "ssl": {"certificates": [], "terminations": []},
         "layer7": {
             "settings": {
                 "logging": False, "log_only_errors": False, "redispatch": True,

@@ -7,10 +7,12 @@ a config file, a command line or a path without passing through one of these.
 
 import ipaddress
 import re
+import ssl
 
 from django.core.exceptions import ValidationError
 
 from lbadmin.render.haproxy import manual_line_problem
+from lbadmin.render.stunnel import CIPHER_LIST
 
 LABEL_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 PORT_RE = re.compile(r"[0-9]{1,5}")
@@ -144,6 +146,26 @@ def clean_manual_lines(value: str) -> tuple[str, ...]:
         if problem:
             raise ValidationError(f"Line {number} {problem}.", code="manual")
     return tuple(lines)
+
+
+def clean_cipher_list(value: str) -> str:
+    """An OpenSSL cipher list for TLS 1.2 and older ("ECDHE-RSA-AES128-GCM-SHA256:..."):
+    only cipher-string characters, and OpenSSL itself must find at least one cipher in it."""
+    if not CIPHER_LIST.fullmatch(value):
+        raise ValidationError(
+            "Use cipher names separated by colons (letters, digits and _ . : + ! @ = - only, "
+            "no spaces), at most 1024 characters.",
+            code="ciphers",
+        )
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(value)
+    except ssl.SSLError:
+        raise ValidationError(
+            f"OpenSSL knows no cipher in “{_shown(value)}”: check the names "
+            "(openssl ciphers -v lists them).",
+            code="ciphers",
+        ) from None
+    return value
 
 
 def _shown(value: str) -> str:

@@ -26,6 +26,7 @@ MENU: tuple[MenuSection, ...] = (
             MenuItem("Layer 7 – Real Servers", "lbadmin:l7_servers"),
             MenuItem("Layer 7 – Advanced Configuration", "lbadmin:l7_advanced"),
             MenuItem("SSL Certificate", "lbadmin:certificates"),
+            MenuItem("SSL Termination", "lbadmin:terminations"),
         ),
     ),
     MenuSection(
@@ -39,6 +40,7 @@ MENU: tuple[MenuSection, ...] = (
         "View Configuration",
         items=(
             MenuItem("Layer 7 (haproxy.cfg)", "lbadmin:view_haproxy"),
+            MenuItem("SSL Termination (stunnel)", "lbadmin:view_stunnel"),
             MenuItem("Pending Changes", "lbadmin:view_pending"),
             MenuItem("Revisions", "lbadmin:view_revisions"),
         ),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from lbadmin.views import auth, certificates, config, health, l7, overview, pages
+from lbadmin.views import auth, certificates, config, health, l7, overview, pages, terminations
 
 app_name = "lbadmin"
 
@@ -32,17 +32,42 @@ urlpatterns = [
         certificates.certificate_delete,
         name="certificate_delete",
     ),
+    # Cluster Configuration > SSL Termination
+    path("cluster/ssl/", terminations.termination_list, name="terminations"),
+    path("cluster/ssl/add/", terminations.termination_add, name="termination_add"),
+    path(
+        "cluster/ssl/<int:pk>/modify/",
+        terminations.termination_modify,
+        name="termination_modify",
+    ),
+    path(
+        "cluster/ssl/<int:pk>/delete/",
+        terminations.termination_delete,
+        name="termination_delete",
+    ),
     # Applying, View Configuration
     path("apply/", config.apply, name="apply"),
     path("apply/<int:pk>/", config.apply_status, name="apply_status"),
     path("view/haproxy/", config.view_haproxy, name="view_haproxy"),
+    path("view/stunnel/", config.view_stunnel, name="view_stunnel"),
     path("view/pending/", config.view_pending, name="view_pending"),
     path("view/revisions/", config.revisions, name="view_revisions"),
     path("view/revisions/<int:pk>/", config.revision_detail, name="view_revision"),
     path("view/revisions/<int:pk>/rollback/", config.revision_rollback, name="revision_rollback"),
     # Maintenance
     path("maintenance/services/", config.restart_services, name="restart_services"),
-    path("maintenance/services/haproxy/restart/", config.restart_haproxy, name="restart_haproxy"),
+    path(
+        "maintenance/services/haproxy/restart/",
+        config.restart_daemon,
+        {"name": "haproxy"},
+        name="restart_haproxy",
+    ),
+    path(
+        "maintenance/services/stunnel/restart/",
+        config.restart_daemon,
+        {"name": "stunnel"},
+        name="restart_stunnel",
+    ),
     path("maintenance/passwords/", auth.passwords, name="passwords"),
     # Reports, Logs
     path("reports/services/", pages.service_status, name="service_status"),

@@ -3,6 +3,7 @@
 import http.client
 import http.server
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ class _NamedHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = self.server.name.encode()  # type: ignore[attr-defined]
         self.send_response(200)
+        # What the load balancer told the server about the client (option forwardfor).
+        self.send_header("X-Seen-Forwarded-For", self.headers.get("X-Forwarded-For", ""))
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Type", "text/plain")
         self.end_headers()
@@ -25,9 +28,34 @@ class _NamedHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _TlsServer(http.server.ThreadingHTTPServer):
+    """HTTPS only: each accepted connection is wrapped (handshake in the handler's thread)."""
+
+    tls: ssl.SSLContext
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        sock, address = super().get_request()
+        # The handshake happens on the handler thread's first read, not in the accept loop.
+        wrapped = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return wrapped, address
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # HAProxy's health checks connect, shake hands and close: not worth a traceback.
+        pass
+
+
 @contextmanager
-def http_backend(ip: str, port: int, name: str) -> Iterator[http.server.ThreadingHTTPServer]:
-    server = http.server.ThreadingHTTPServer((ip, port), _NamedHandler)
+def http_backend(
+    ip: str, port: int, name: str, *, tls_cert: str | None = None
+) -> Iterator[http.server.ThreadingHTTPServer]:
+    """An HTTP backend; with ``tls_cert`` (a PEM file holding key and certificate) it speaks
+    HTTPS only, as a Re-Encrypt to Backend real server does."""
+    if tls_cert is None:
+        server = http.server.ThreadingHTTPServer((ip, port), _NamedHandler)
+    else:
+        server = _TlsServer((ip, port), _NamedHandler)
+        server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.tls.load_cert_chain(tls_cert)
     server.daemon_threads = True
     server.name = name  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})

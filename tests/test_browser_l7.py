@@ -80,7 +80,7 @@ def test_front_end_pool_and_web_services_from_the_browser(signed_in: Page) -> No
         # The blue box offers the reload; pressing it applies without a page load.
         page.click("#reload-haproxy")
         expect(page.locator("#apply-result")).to_contain_text(
-            "HAProxy reloaded with the new configuration", timeout=30_000
+            "The new configuration is running", timeout=30_000
         )
         expect(page.locator("#reload-haproxy")).to_have_count(0)
 

@@ -187,7 +187,8 @@ def test_an_apply_cut_short_is_marked_interrupted(haproxy_stopped_after) -> None
 
 GUIDE = {
     "format": "lbadmin-cluster-config",
-    "version": 1,
+    "version": 2,
+    "ssl": {"certificates": [], "terminations": []},
     "layer7": {
         "settings": {
             "logging": False, "log_only_errors": False, "redispatch": True,

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from lbadmin import allowlists
 from lbadmin.models import L7Settings, RealServer, VirtualService
 from lbadmin.render.snapshot import Balance, HealthCheck, L7Protocol, Persistence
+from lbadmin.services.ports import port_user
 
 PROTOCOL_CHOICES = VirtualService._meta.get_field("protocol").choices
 BALANCE_CHOICES = VirtualService._meta.get_field("balance").choices
@@ -146,6 +147,14 @@ class VirtualServiceForm(forms.Form):
             self.add_error(
                 "persistence", "HTTP cookie persistence needs HTTP mode: choose another mode."
             )
+        if self.instance is not None and data.get("protocol") == L7Protocol.TCP:
+            terminations = list(self.instance.ssl_terminations.values_list("label", flat=True))
+            if terminations:
+                self.add_error(
+                    "protocol",
+                    f"SSL termination {', '.join(terminations)} sends HTTP to this service: "
+                    "it must stay in HTTP mode.",
+                )
         if data.get("fallback_port") and not data.get("fallback_ip"):
             self.add_error("fallback_ip", "Enter the fallback server's address for its port.")
         if data.get("ip") and data.get("ports"):
@@ -153,16 +162,30 @@ class VirtualServiceForm(forms.Form):
         return data
 
     def _check_ports_free(self, ip: str, ports: tuple[int, ...]) -> None:
-        """No two virtual services may listen on the same address and port."""
-        others = VirtualService.objects.filter(ip=ip).only("label", "ports")
-        if self.instance is not None:
-            others = others.exclude(pk=self.instance.pk)
-        for other in others:
-            clash = sorted(set(ports) & set(other.port_list))
-            if clash:
+        """No two services of any kind may listen on the same address and port; a service
+        with SSL terminations keeps their address, so it cannot move onto their ports."""
+        for port in ports:
+            used_by = port_user(ip, port, exclude_service=self.instance)
+            if used_by:
+                self.add_error("ports", f"{ip}:{port} is already used by {used_by}.")
+                return
+        if self.instance is None:
+            return
+        for termination in self.instance.ssl_terminations.all():
+            if termination.port in ports:
                 self.add_error(
                     "ports",
-                    f"{ip}:{clash[0]} is already used by virtual service {other.label}.",
+                    f"Port {termination.port} is used by SSL termination {termination.label}.",
+                )
+                return
+            used_by = port_user(
+                ip, termination.port, exclude_service=self.instance, exclude_termination=termination
+            )
+            if used_by:  # the terminations move with the service's address
+                self.add_error(
+                    "ip",
+                    f"SSL termination {termination.label} would listen on {ip}:"
+                    f"{termination.port}, which is already used by {used_by}.",
                 )
                 return
 

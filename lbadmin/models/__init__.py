@@ -1,5 +1,5 @@
 from .audit import AuditEntry
-from .certificate import SslCertificate
+from .certificate import SslCertificate, SslTermination
 from .config_state import ConfigRevision, ConfigState
 from .l7 import L7Settings, RealServer, VirtualService
 from .user import User
@@ -11,6 +11,7 @@ __all__ = [
     "L7Settings",
     "RealServer",
     "SslCertificate",
+    "SslTermination",
     "User",
     "VirtualService",
 ]

@@ -1,6 +1,9 @@
-"""SSL certificates (Cluster Configuration > SSL Certificate)."""
+"""SSL certificates and SSL terminations (Cluster Configuration > SSL Certificate / SSL
+Termination)."""
 
 from django.db import models
+
+from lbadmin.render.snapshot import SslMode
 
 
 class SslCertificate(models.Model):
@@ -36,3 +39,43 @@ class SslCertificate(models.Model):
     @property
     def pending_csr(self) -> bool:
         return not self.certificate_pem
+
+
+class SslTermination(models.Model):
+    """Cluster Configuration > SSL Termination: stunnel decrypts on the associated Layer 7
+    service's address and the given port, and hands the connection to that service."""
+
+    label = models.CharField(max_length=64, unique=True)
+    # PROTECT: a service or certificate in use is never deleted from under a termination.
+    virtual_service = models.ForeignKey(
+        "lbadmin.VirtualService",
+        on_delete=models.PROTECT,
+        related_name="ssl_terminations",
+        verbose_name="Associated Virtual Service",
+    )
+    port = models.PositiveIntegerField("Virtual Service Port")
+    mode = models.CharField(
+        "SSL Operation Mode",
+        max_length=16,
+        choices=[
+            (SslMode.HIGH_SECURITY, "High Security"),
+            (SslMode.COMPATIBILITY, "Compatibility"),
+            (SslMode.CUSTOM, "Custom"),
+        ],
+        default=SslMode.HIGH_SECURITY,
+    )
+    ciphers = models.CharField("Custom cipher list", max_length=1024, blank=True)
+    certificate = models.ForeignKey(
+        SslCertificate,
+        on_delete=models.PROTECT,
+        related_name="terminations",
+        verbose_name="SSL Certificate",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["label"]
+
+    def __str__(self) -> str:
+        return self.label

@@ -10,6 +10,9 @@ class ConfigState(models.Model):
 
     generation = models.PositiveBigIntegerField(default=0)
     applied_generation = models.PositiveBigIntegerField(default=0)
+    # Daemons whose configuration changed since the last apply ("haproxy", "stunnel"): the
+    # blue box offers "Reload HAProxy" / "Restart Stunnel" for them. One Apply covers all.
+    pending_engines = models.JSONField(default=list, blank=True)
 
     def __str__(self) -> str:
         return self._meta.verbose_name
@@ -21,11 +24,11 @@ class ConfigState(models.Model):
 
     @property
     def pending(self) -> bool:
-        return self.generation != self.applied_generation
+        return bool(self.pending_engines)
 
 
 class ConfigRevision(models.Model):
-    """One apply of the HAProxy configuration: who, when, what, and how it went."""
+    """One apply of the configuration (HAProxy and stunnel): who, when, what, and how it went."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -51,6 +54,7 @@ class ConfigRevision(models.Model):
     # The cluster configuration as an export document: what a rollback restores.
     document = models.JSONField(null=True, blank=True)
     text = models.TextField(blank=True)  # the rendered haproxy.cfg
+    stunnel_text = models.TextField(blank=True)  # every SSL termination's stunnel config
     sha256 = models.CharField(max_length=64, blank=True)
     diff = models.TextField(blank=True)  # against the configuration that was running before
     error = models.TextField(blank=True)

@@ -238,8 +238,11 @@ def _server_line(server: L7RealServer, *, cookie: bool, check: str | None) -> st
     # so System Overview's drain/halt hold across restarts and reboots, not only reloads.
     if state is AdminState.DRAIN:
         weight = 0
-    # server.reencrypt has no effect until TLS to the backends is implemented.
     parts = [f"server {label} {_address(address, port)} weight {weight}"]
+    if server.reencrypt:
+        # Re-Encrypt to Backend: TLS to the server (and so its health checks). Real servers
+        # carry their own (often internal-CA) certificates, so they are not verified.
+        parts.append("ssl verify none")
     if state is AdminState.HALT:
         parts.append("disabled")
     if cookie:
@@ -283,6 +286,11 @@ def _service(service: L7VirtualService, settings: L7Globals) -> list[str]:
         raise ValueError(f"virtual service {label} lists a port twice")
     lines = [f"listen {label}"]
     lines += [f"{INDENT}bind {_address(vip, port)}" for port in ports]
+    # Decrypted connections from this service's SSL terminations (stunnel), with the
+    # client's address in a PROXY header.
+    lines += [
+        f"{INDENT}bind unix@{_path(path)} mode 600 accept-proxy" for path in service.proxy_sockets
+    ]
 
     if service.manual_lines is not None:
         if not isinstance(service.manual_lines, tuple):  # a bare str would iterate by char

@@ -57,7 +57,7 @@ class L7RealServer:
     ip: str  # canonical text of an ipaddress.IPv4Address / IPv6Address
     port: int | None  # None: the port the client connected to
     weight: int = 100  # 0..256 (0 = no new connections)
-    reencrypt: bool = False  # TLS to the backend (effect comes with the SSL issue)
+    reencrypt: bool = False  # TLS to the backend (`ssl verify none`)
     state: AdminState = AdminState.ONLINE
 
 
@@ -87,9 +87,39 @@ class L7VirtualService:
     # service's section (the section header and binds are still generated).
     manual_lines: tuple[str, ...] | None = None
     real_servers: tuple[L7RealServer, ...] = ()
+    # Unix sockets the service also listens on, with the PROXY protocol: where the SSL
+    # terminations (stunnel) that front this service hand over their decrypted connections.
+    proxy_sockets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class HaproxySnapshot:
     globals: L7Globals = field(default_factory=L7Globals)
     services: tuple[L7VirtualService, ...] = ()  # sorted by label
+
+
+class SslMode(StrEnum):
+    """SSL Operation Mode of an SSL termination."""
+
+    HIGH_SECURITY = "high_security"  # TLS 1.2+ with forward-secret AEAD ciphers (the default)
+    COMPATIBILITY = "compatibility"  # TLS 1.0+ and CBC ciphers, for old clients
+    CUSTOM = "custom"  # TLS 1.2+ with the administrator's (validated) cipher list
+
+
+@dataclass(frozen=True)
+class SslTermination:
+    """One SSL termination: a stunnel instance of its own (see lbadmin.render.stunnel)."""
+
+    label: str
+    instance: str  # ^ssl-[0-9a-f]{12}$, derived from the label (file and socket names)
+    ip: str  # the associated virtual service's address
+    port: int
+    target_socket: str  # the associated service's PROXY-protocol unix socket
+    certificate_file: str  # key + certificate + chain, written by the engine (0600)
+    mode: SslMode = SslMode.HIGH_SECURITY
+    ciphers: str = ""  # CUSTOM only
+
+
+@dataclass(frozen=True)
+class StunnelSnapshot:
+    terminations: tuple[SslTermination, ...] = ()  # sorted by label

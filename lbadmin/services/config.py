@@ -2,29 +2,35 @@
 export and import.
 
 Apply pipeline (run by the node's Celery worker, one at a time per node):
-snapshot the database → render haproxy.cfg (pure) → lbadmin.engines.haproxy_apply (validate
-with `haproxy -c -dW`, atomic swap keeping the last good file, save server states, reload,
-verify, restore on failure) → record a revision (who, when, outcome, text, hash, diff).
+snapshot the database → render haproxy.cfg and the stunnel files (pure) →
+lbadmin.engines.haproxy_apply (validate with `haproxy -c -dW`, atomic swap keeping the last good
+file, save server states, reload, verify, restore on failure) → lbadmin.engines.stunnel_apply
+(validate each changed file with a throw-away stunnel, swap, SIGHUP) → record a revision (who,
+when, outcome, texts, hash, diff).
 """
 
 import difflib
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from lbadmin import allowlists
+from lbadmin.engines.daemons import RuntimeLayout
 from lbadmin.engines.haproxy_apply import apply_haproxy_config
+from lbadmin.engines.stunnel_apply import StunnelInstance, apply_stunnel
 from lbadmin.models import (
     AuditEntry,
     ConfigRevision,
     ConfigState,
     L7Settings,
     RealServer,
+    SslCertificate,
+    SslTermination,
     User,
     VirtualService,
 )
@@ -40,35 +46,96 @@ from lbadmin.render.snapshot import (
     L7RealServer,
     L7VirtualService,
     Persistence,
+    SslMode,
+    StunnelSnapshot,
 )
+from lbadmin.render.snapshot import (
+    SslTermination as SslTerminationSnapshot,
+)
+from lbadmin.render.stunnel import render_stunnel, stunnel_document, termination_instance
 from lbadmin.services.audit import audit_record
+from lbadmin.services.certificates import (
+    certificate_bundle,
+    certificate_import,
+    certificates_export,
+)
+from lbadmin.services.changes import HAPROXY, STUNNEL, config_changed
 from lbadmin.services.daemons import daemon_controllers, runtime_layout
 from lbadmin.services.locks import node_lock
 
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "lbadmin-cluster-config"
-EXPORT_VERSION = 1
-
-
-# --- Pending changes ----------------------------------------------------------------------------
-
-
-def config_changed() -> None:
-    """Mark the cluster configuration changed (called inside each write's transaction)."""
-    ConfigState.load()
-    ConfigState.objects.filter(pk=1).update(generation=F("generation") + 1)
+EXPORT_VERSION = 2  # 2: SSL certificates and terminations
 
 
 # --- Snapshot -----------------------------------------------------------------------------------
 
-
-def haproxy_snapshot() -> HaproxySnapshot:
-    """The Layer 7 configuration as the renderer's frozen input."""
-    return snapshot_from_document(config_export(), admin_states())
-
-
+# (service label, server label) -> drain/halt
 AdminStates = dict[tuple[str, str], str]
+
+
+@dataclass(frozen=True)
+class RenderedConfig:
+    """Everything an apply writes: haproxy.cfg, one stunnel file per SSL termination, and the
+    certificate files those reference (name → key + certificate + chain, written 0600)."""
+
+    haproxy: str
+    stunnel: tuple[StunnelInstance, ...]
+    certificate_files: dict[str, bytes]
+
+    @property
+    def stunnel_text(self) -> str:
+        return stunnel_document({instance.name: instance.config for instance in self.stunnel})
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256((self.haproxy + "\0" + self.stunnel_text).encode()).hexdigest()
+
+
+def render_document(document: dict[str, Any], states: AdminStates) -> RenderedConfig:
+    """Render an export document (see snapshot_from_document) for this node's layout."""
+    layout = runtime_layout()
+    terminations, files = _termination_snapshots(document, layout)
+    haproxy = render_haproxy(snapshot_from_document(document, states, terminations), layout)
+    configs = render_stunnel(StunnelSnapshot(terminations=terminations), layout)
+    instances = tuple(
+        StunnelInstance(name=t.instance, config=configs[t.instance], host=t.ip, port=t.port)
+        for t in terminations
+    )
+    return RenderedConfig(haproxy=haproxy, stunnel=instances, certificate_files=files)
+
+
+def _termination_snapshots(
+    document: dict[str, Any], layout: RuntimeLayout
+) -> tuple[tuple[SslTerminationSnapshot, ...], dict[str, bytes]]:
+    ssl = document["ssl"]
+    services = {item["label"]: item for item in document["layer7"]["virtual_services"]}
+    certificates = {item["label"]: item for item in ssl["certificates"]}
+    files: dict[str, bytes] = {}
+    file_of: dict[str, str] = {}  # certificate label → file name
+    terminations = []
+    for item in ssl["terminations"]:
+        label = item["certificate"]
+        if label not in file_of:
+            bundle = certificate_bundle(certificates[label])
+            name = hashlib.sha256(bundle).hexdigest()[:32] + ".pem"
+            files[name] = bundle
+            file_of[label] = name
+        instance = termination_instance(item["label"])
+        terminations.append(
+            SslTerminationSnapshot(
+                label=item["label"],
+                instance=instance,
+                ip=services[item["virtual_service"]]["ip"],
+                port=item["port"],
+                target_socket=str(layout.termination_socket(instance)),
+                certificate_file=str(layout.stunnel_cert_dir / file_of[label]),
+                mode=SslMode(item["mode"]),
+                ciphers=item["ciphers"],
+            )
+        )
+    return tuple(terminations), files
 
 
 def admin_states() -> AdminStates:
@@ -81,19 +148,35 @@ def admin_states() -> AdminStates:
     }
 
 
-def snapshot_from_document(document: dict[str, Any], states: AdminStates) -> HaproxySnapshot:
+def snapshot_from_document(
+    document: dict[str, Any],
+    states: AdminStates,
+    terminations: tuple[SslTerminationSnapshot, ...] = (),
+) -> HaproxySnapshot:
     """The renderer's input from an export document (already validated: it is read from the
     database, or went through config_import), so one database read serves both the revision's
     document and the render. `states` adds System Overview's drain/halt, which are operational
-    state and so not part of the document."""
+    state and so not part of the document; `terminations` the unix sockets of the SSL
+    terminations in front of each service."""
     layer7 = document["layer7"]
+    sockets: dict[str, list[str]] = {}
+    services_of = {
+        item["label"]: item["virtual_service"] for item in document["ssl"]["terminations"]
+    }
+    for termination in terminations:
+        sockets.setdefault(services_of[termination.label], []).append(termination.target_socket)
     return HaproxySnapshot(
         globals=L7Globals(**layer7["settings"]),
-        services=tuple(_service_snapshot(item, states) for item in layer7["virtual_services"]),
+        services=tuple(
+            _service_snapshot(item, states, tuple(sockets.get(item["label"], ())))
+            for item in layer7["virtual_services"]
+        ),
     )
 
 
-def _service_snapshot(item: dict[str, Any], states: AdminStates) -> L7VirtualService:
+def _service_snapshot(
+    item: dict[str, Any], states: AdminStates, proxy_sockets: tuple[str, ...]
+) -> L7VirtualService:
     return L7VirtualService(
         label=item["label"],
         ip=item["ip"],
@@ -119,6 +202,7 @@ def _service_snapshot(item: dict[str, Any], states: AdminStates) -> L7VirtualSer
             )
             for server in item["real_servers"]
         ),
+        proxy_sockets=proxy_sockets,
     )
 
 
@@ -131,17 +215,29 @@ def _manual_lines(item: dict[str, Any]) -> tuple[str, ...] | None:
     return allowlists.clean_manual_lines(item["manual_text"])
 
 
-def haproxy_render_current() -> str:
-    return render_haproxy(haproxy_snapshot(), runtime_layout())
+def render_current() -> RenderedConfig:
+    return render_document(config_export(), admin_states())
 
 
 def haproxy_running_text() -> str:
     """The configuration file HAProxy was last given ('' before the first start)."""
-    path = daemon_controllers()["haproxy"].config_path
+    path = daemon_controllers()[HAPROXY].config_path
     try:
         return path.read_text()
     except FileNotFoundError:
         return ""
+
+
+def stunnel_running_text() -> str:
+    """Every SSL termination's running stunnel file, in label order (as stunnel_document)."""
+    texts = []
+    for path in runtime_layout().stunnel_dir.glob("*.conf"):
+        try:
+            texts.append(path.read_text())
+        except FileNotFoundError:
+            continue  # removed by an apply meanwhile
+    # Each file starts with the same header and then "; SSL termination <label>".
+    return stunnel_document({str(n): text for n, text in enumerate(sorted(texts))})
 
 
 def text_diff(old: str, new: str, *, old_name: str, new_name: str) -> str:
@@ -156,12 +252,18 @@ def text_diff(old: str, new: str, *, old_name: str, new_name: str) -> str:
 
 
 def pending_diff() -> str:
-    """What Apply would change in the running haproxy.cfg."""
+    """What Apply would change in the running haproxy.cfg and stunnel configuration."""
+    rendered = render_current()
     return text_diff(
         haproxy_running_text(),
-        haproxy_render_current(),
+        rendered.haproxy,
         old_name="running haproxy.cfg",
         new_name="pending haproxy.cfg",
+    ) + text_diff(
+        stunnel_running_text(),
+        rendered.stunnel_text,
+        old_name="running stunnel configuration",
+        new_name="pending stunnel configuration",
     )
 
 
@@ -240,51 +342,78 @@ def config_apply_run(revision_id: int) -> ConfigRevision:
 
 
 def _apply_revision(revision: ConfigRevision) -> None:
+    """HAProxy first (it must listen on a termination's unix socket before stunnel sends to
+    it), then stunnel. If stunnel refuses its new files, HAProxy goes back to its previous
+    file too, so the node keeps running one whole, earlier configuration."""
     started = time.monotonic()
-    generation, document, snapshot = _consistent_snapshot()
+    generation, document, states = _consistent_snapshot()
     snapshot_done = time.monotonic()
-    text = render_haproxy(snapshot, runtime_layout())
+    rendered = render_document(document, states)
     render_done = time.monotonic()
-    previous = haproxy_running_text()
-    result = apply_haproxy_config(daemon_controllers()["haproxy"], text)
-    serving = time.monotonic()
+    previous_haproxy = haproxy_running_text()
+    previous_stunnel = stunnel_running_text()
+    controls = daemon_controllers()
+    result = apply_haproxy_config(controls[HAPROXY], rendered.haproxy)
+    haproxy_done = time.monotonic()
     revision.timings = {
         "snapshot": snapshot_done - started,
         "render": render_done - snapshot_done,
         **{f"engine_{phase}": seconds for phase, seconds in result.timings.items()},
-        "to_serving": serving - started,
     }
+    ok, changed, error = result.ok, result.changed, result.error
+    if ok:
+        tls = apply_stunnel(controls[STUNNEL], rendered.stunnel, rendered.certificate_files)
+        revision.timings.update({f"stunnel_{k}": v for k, v in tls.timings.items()})
+        changed = changed or tls.changed
+        if not tls.ok:
+            ok, error = False, f"stunnel: {tls.error}"
+            if result.changed and previous_haproxy:
+                back = apply_haproxy_config(controls[HAPROXY], previous_haproxy)
+                if not back.ok:
+                    error += f"\nHAProxy could not go back to its previous file: {back.error}"
+    revision.timings["to_serving"] = haproxy_done - started
     revision.generation = generation
     revision.document = document
-    revision.text = text
-    revision.sha256 = hashlib.sha256(text.encode()).hexdigest()
+    revision.text = rendered.haproxy
+    revision.stunnel_text = rendered.stunnel_text
+    revision.sha256 = rendered.sha256
     revision.diff = text_diff(
-        previous, text, old_name="previous haproxy.cfg", new_name=f"revision {revision.pk}"
+        previous_haproxy,
+        rendered.haproxy,
+        old_name="previous haproxy.cfg",
+        new_name=f"revision {revision.pk} haproxy.cfg",
+    ) + text_diff(
+        previous_stunnel,
+        rendered.stunnel_text,
+        old_name="previous stunnel configuration",
+        new_name=f"revision {revision.pk} stunnel configuration",
     )
-    revision.error = result.error
+    revision.error = error
     revision.timings["total"] = time.monotonic() - started
     revision.duration_ms = round(revision.timings["total"] * 1000)
     revision.finished_at = timezone.now()
-    if result.ok:
+    if ok:
         revision.status = (
-            ConfigRevision.Status.APPLIED if result.changed else ConfigRevision.Status.UNCHANGED
+            ConfigRevision.Status.APPLIED if changed else ConfigRevision.Status.UNCHANGED
         )
         ConfigState.objects.filter(pk=1, applied_generation__lt=generation).update(
             applied_generation=generation
         )
+        # Nothing was written since this apply read the database: nothing is pending.
+        ConfigState.objects.filter(pk=1, generation=generation).update(pending_engines=[])
     else:
         revision.status = ConfigRevision.Status.FAILED
     revision.save()
 
 
-def _consistent_snapshot() -> tuple[int, dict[str, Any], HaproxySnapshot]:
+def _consistent_snapshot() -> tuple[int, dict[str, Any], AdminStates]:
     """Database state read while no write landed in between (the generation did not move)."""
     for _ in range(20):
         before = ConfigState.load().generation
         document = config_export()
         states = admin_states()
         if ConfigState.load().generation == before:
-            return before, document, snapshot_from_document(document, states)
+            return before, document, states
         time.sleep(0.05)
     raise RuntimeError("the configuration kept changing while it was being read")
 
@@ -324,7 +453,25 @@ def config_export() -> dict[str, Any]:
             "settings": {name: getattr(settings, name) for name in _SETTINGS_KEYS_IN_ORDER},
             "virtual_services": services,
         },
+        "ssl": {"certificates": certificates_export(), "terminations": _terminations_export()},
     }
+
+
+def _terminations_export() -> list[dict[str, Any]]:
+    rows = SslTermination.objects.values(
+        *_TERMINATION_FIELDS_IN_ORDER[:-2], "virtual_service__label", "certificate__label"
+    )
+    items = [
+        {
+            **{name: row[name] for name in _TERMINATION_FIELDS_IN_ORDER[:-2]},
+            "virtual_service": row["virtual_service__label"],
+            "certificate": row["certificate__label"],
+        }
+        for row in rows
+    ]
+    # Sorted here, not by the database: the stunnel files are rendered in this order, and it
+    # must not depend on the database's collation.
+    return sorted(items, key=lambda item: item["label"])
 
 
 _SETTINGS_KEYS_IN_ORDER = (
@@ -337,6 +484,9 @@ _SERVICE_FIELDS = (
     "fallback_ip", "fallback_port", "manual_config", "manual_text",
 )  # fmt: skip
 _SERVER_KEYS_IN_ORDER = ("label", "ip", "port", "weight", "reencrypt")
+_TERMINATION_FIELDS_IN_ORDER = (
+    "label", "port", "mode", "ciphers", "virtual_service", "certificate",
+)  # fmt: skip
 
 
 class ImportRejected(ValueError):
@@ -372,8 +522,12 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
                 halt_after__isnull=False
             ).values_list("virtual_service__label", "label", "halt_after")
         }
+        SslTermination.objects.all().delete()
         RealServer.objects.all().delete()
         VirtualService.objects.all().delete()
+        SslCertificate.objects.all().delete()
+        for index, item in enumerate(document["ssl"]["certificates"]):
+            problems += certificate_import(item, where=f"ssl.certificates[{index}]")
         settings = L7Settings.load()
         form = L7SettingsForm(
             _form_data(layer7["settings"], _SETTINGS_KEYS, "settings", problems),
@@ -390,7 +544,7 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
             data = _form_data(item, _SERVICE_KEYS, where, problems)
             service_form = VirtualServiceForm(data)
             if not service_form.is_valid():
-                problems += _form_problems(f"{where} ({item.get('label', '?')})", service_form)
+                problems += _form_problems(f"{where} ({_label_of(item)})", service_form)
                 continue
             service = VirtualService.objects.create(**service_form.values())
             for number, server in enumerate(item.get("real_servers") or []):
@@ -409,10 +563,12 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
                         _resume_drain_then_halt(server.pk)
                 else:
                     problems += _form_problems(server_where, server_form)
+        if not problems:  # terminations refer to services and certificates by label
+            problems += _import_terminations(document["ssl"]["terminations"])
         if problems:
             transaction.set_rollback(True)
         else:
-            config_changed()
+            config_changed((HAPROXY, STUNNEL))
             audit_record(
                 action=AuditEntry.Action.CONFIG_IMPORTED,
                 actor=actor,
@@ -421,6 +577,26 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
             )
     if problems:
         raise ImportRejected(problems)
+
+
+def _import_terminations(items: list[Any]) -> list[str]:
+    from lbadmin.forms.terminations import TerminationForm
+
+    problems: list[str] = []
+    services = dict(VirtualService.objects.values_list("label", "pk"))
+    certificates = dict(SslCertificate.objects.values_list("label", "pk"))
+    for index, item in enumerate(items):
+        where = f"ssl.terminations[{index}]"
+        data = _form_data(item, set(_TERMINATION_FIELDS_IN_ORDER), where, problems)
+        # The form takes the WebUI's choices (primary keys); the document names labels.
+        data["virtual_service"] = services.get(data.get("virtual_service", ""), "")
+        data["certificate"] = certificates.get(data.get("certificate", ""), "")
+        form = TerminationForm(data)
+        if form.is_valid():
+            SslTermination.objects.create(**form.values())
+        else:
+            problems += _form_problems(f"{where} ({_label_of(item)})", form)
+    return problems
 
 
 def _resume_drain_then_halt(server_id: int) -> None:
@@ -436,7 +612,7 @@ def _check_envelope(document: Any) -> None:
         raise ImportRejected([f"format must be {EXPORT_FORMAT!r}"])
     if document.get("version") != EXPORT_VERSION:
         raise ImportRejected([f"version {document.get('version')!r} is not supported"])
-    unknown = set(document) - {"format", "version", "layer7"}
+    unknown = set(document) - {"format", "version", "layer7", "ssl"}
     layer7 = document.get("layer7")
     if unknown:
         raise ImportRejected([f"unknown keys: {', '.join(sorted(unknown))}"])
@@ -444,6 +620,13 @@ def _check_envelope(document: Any) -> None:
         raise ImportRejected(["layer7 must hold exactly 'settings' and 'virtual_services'"])
     if not isinstance(layer7["settings"], dict) or not isinstance(layer7["virtual_services"], list):
         raise ImportRejected(["layer7.settings must be an object, virtual_services a list"])
+    ssl = document.get("ssl")
+    if (
+        not isinstance(ssl, dict)
+        or set(ssl) != {"certificates", "terminations"}
+        or not all(isinstance(ssl[key], list) for key in ssl)
+    ):
+        raise ImportRejected(["ssl must hold exactly the lists 'certificates' and 'terminations'"])
 
 
 def _form_data(item: Any, allowed: set[str], where: str, problems: list[str]) -> dict[str, Any]:
@@ -473,6 +656,10 @@ def _form_data(item: Any, allowed: set[str], where: str, problems: list[str]) ->
         else:
             problems.append(f"{where}.{key}: unsupported value")
     return data
+
+
+def _label_of(item: Any) -> str:
+    return str(item.get("label", "?")) if isinstance(item, dict) else "?"
 
 
 def _form_problems(where: str, form: Any) -> list[str]:

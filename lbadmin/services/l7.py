@@ -8,10 +8,10 @@ from django.db import transaction
 from lbadmin.models import AuditEntry, L7Settings, RealServer, User, VirtualService
 from lbadmin.render.snapshot import L7Protocol, Persistence
 from lbadmin.services.audit import audit_record
-from lbadmin.services.config import config_changed
+from lbadmin.services.changes import HAPROXY, STUNNEL, config_changed
 
 
-def _assign(instance: Any, values: dict[str, Any]) -> list[str]:
+def assign_fields(instance: Any, values: dict[str, Any]) -> list[str]:
     """Save new field values; returns the names of the fields that changed (for the audit)."""
     changed = sorted(name for name, value in values.items() if getattr(instance, name) != value)
     for name, value in values.items():
@@ -20,9 +20,19 @@ def _assign(instance: Any, values: dict[str, Any]) -> list[str]:
     return changed
 
 
-def _record(action: AuditEntry.Action, actor: User | None, target: str, **detail: Any) -> None:
+def _record(
+    action: AuditEntry.Action,
+    actor: User | None,
+    target: str,
+    engines: tuple[str, ...] = (HAPROXY,),
+    **detail: Any,
+) -> None:
     audit_record(action=action, actor=actor, target=target, detail=detail)
-    config_changed()
+    config_changed(engines)
+
+
+class ServiceInUse(ValueError):
+    """The service cannot be deleted: SSL terminations send to it."""
 
 
 def _mode_defaults(protocol: str) -> dict[str, Any]:
@@ -45,11 +55,14 @@ def virtualservice_create(*, actor: User | None, values: dict[str, Any]) -> Virt
 def virtualservice_update(
     *, actor: User | None, service: VirtualService, values: dict[str, Any]
 ) -> VirtualService:
-    changed = _assign(service, values)
+    changed = assign_fields(service, values)
+    # Its SSL terminations listen on its address and send to its socket.
+    fronted = service.ssl_terminations.exists()
     _record(
         AuditEntry.Action.CONFIG_UPDATED,
         actor,
         f"L7 virtual service {service.label}",
+        (HAPROXY, STUNNEL) if fronted else (HAPROXY,),
         changed=changed,
     )
     return service
@@ -57,6 +70,12 @@ def virtualservice_update(
 
 @transaction.atomic
 def virtualservice_delete(*, actor: User | None, service: VirtualService) -> None:
+    terminations = list(service.ssl_terminations.values_list("label", flat=True))
+    if terminations:
+        raise ServiceInUse(
+            f"Virtual service {service.label} is used by SSL termination "
+            f"{', '.join(terminations)}: delete or re-associate the termination first."
+        )
     label = service.label
     service.delete()
     _record(AuditEntry.Action.CONFIG_DELETED, actor, f"L7 virtual service {label}")
@@ -77,7 +96,7 @@ def realserver_create(
 def realserver_update(
     *, actor: User | None, server: RealServer, values: dict[str, Any]
 ) -> RealServer:
-    changed = _assign(server, values)
+    changed = assign_fields(server, values)
     _record(
         AuditEntry.Action.CONFIG_UPDATED,
         actor,
@@ -97,7 +116,7 @@ def realserver_delete(*, actor: User | None, server: RealServer) -> None:
 @transaction.atomic
 def l7settings_update(*, actor: User | None, values: dict[str, Any]) -> L7Settings:
     settings = L7Settings.load()
-    changed = _assign(settings, values)
+    changed = assign_fields(settings, values)
     _record(
         AuditEntry.Action.CONFIG_UPDATED,
         actor,

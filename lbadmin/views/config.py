@@ -15,6 +15,7 @@ from lbadmin.services.config import (
     haproxy_running_text,
     interrupt_orphaned_applies,
     pending_diff,
+    stunnel_running_text,
 )
 
 
@@ -55,6 +56,12 @@ def view_haproxy(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+def view_stunnel(request: HttpRequest) -> HttpResponse:
+    """View Configuration > SSL Termination: the stunnel files running, one per termination."""
+    return render(request, "lbadmin/config/stunnel.html", {"text": stunnel_running_text()})
+
+
+@require_GET
 def view_pending(request: HttpRequest) -> HttpResponse:
     """View Configuration > Pending Changes: what Apply would change."""
     return render(request, "lbadmin/config/pending.html", {"diff": pending_diff()})
@@ -63,7 +70,10 @@ def view_pending(request: HttpRequest) -> HttpResponse:
 @require_GET
 def revisions(request: HttpRequest) -> HttpResponse:
     page = Paginator(
-        ConfigRevision.objects.select_related("actor").defer("text", "diff", "document"), 25
+        ConfigRevision.objects.select_related("actor").defer(
+            "text", "stunnel_text", "diff", "document"
+        ),
+        25,
     ).get_page(request.GET.get("page"))
     return render(request, "lbadmin/config/revisions.html", {"page": page})
 
@@ -90,20 +100,24 @@ def restart_services(request: HttpRequest) -> HttpResponse:
     return render(request, "lbadmin/config/restart_services.html")
 
 
+_RESTARTABLE = {"haproxy": "HAProxy", "stunnel": "Stunnel"}
+
+
 @require_POST
-def restart_haproxy(request: HttpRequest) -> HttpResponse:
-    """Restart HAProxy: stops it (dropping every connection) and starts it again."""
+def restart_daemon(request: HttpRequest, name: str) -> HttpResponse:
+    """Restart HAProxy or stunnel: stop (dropping every connection), then start again."""
     from lbadmin.tasks import daemon_restart_task
 
-    error = daemon_restart_task.delay("haproxy").get(timeout=60)
+    shown = _RESTARTABLE[name]  # the URLconf passes only these names
+    error = daemon_restart_task.delay(name).get(timeout=60)
     audit_record(
         action=AuditEntry.Action.SERVICE_RESTARTED,
         actor=request.user,
-        target="haproxy",
+        target=name,
         detail={"error": error} if error else {},
     )
     if error:
-        messages.error(request, f"HAProxy did not restart: {error}")
+        messages.error(request, f"{shown} did not restart: {error}")
     else:
-        messages.success(request, "HAProxy restarted.")
+        messages.success(request, f"{shown} restarted.")
     return redirect("lbadmin:restart_services")

@@ -52,8 +52,12 @@ def service_modify(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def service_delete(request: HttpRequest, pk: int) -> HttpResponse:
     service = get_object_or_404(VirtualService, pk=pk)
-    l7.virtualservice_delete(actor=request.user, service=service)
-    messages.success(request, f"Virtual service {service.label} deleted.")
+    try:
+        l7.virtualservice_delete(actor=request.user, service=service)
+    except l7.ServiceInUse as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Virtual service {service.label} deleted.")
     return redirect("lbadmin:l7_services")
 
 

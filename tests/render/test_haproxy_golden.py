@@ -82,6 +82,8 @@ EXT_WEB_8081 = L7VirtualService(  # Lync 2010 variant: behind SSL termination, r
     persistence=Persistence.HTTP_COOKIE,
     cookie_name="MS-WSMAN",
     real_servers=fe_servers(4443, reencrypt=True),
+    # Its SSL termination (stunnel on 192.168.20.30:4443) hands connections over here.
+    proxy_sockets=("/var/lib/lbadmin/run/ssl-0123456789ab.sock",),
 )
 # Appendix 2: reverse-proxy VIPs.
 REVERSE_PROXY_HTTP = L7VirtualService(
@@ -496,6 +498,16 @@ HOSTILE_SNAPSHOTS: dict[str, HaproxySnapshot] = {
         fallback=L7Fallback("10.0.0.99", 80),
     ),
     "same ip:port twice": HaproxySnapshot(services=(WEB, dataclasses.replace(WEB, label="web2"))),
+    **{
+        f"termination socket {v!r}": one_service(proxy_sockets=(v,))
+        for v in (
+            "/run/ssl.sock\n    stats enable",
+            "/run/ssl x.sock",
+            "run/ssl.sock",
+            "/run/ssl.sock#",
+            "",
+        )
+    },
 }
 
 
