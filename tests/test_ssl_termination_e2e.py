@@ -161,7 +161,7 @@ def get(
 
 
 def test_lync_2010_mobility_path(
-    celery_worker_process, daemons_stopped_after, pki: Pki, tls_backends: int
+    client, admin_user, celery_worker_process, daemons_stopped_after, pki: Pki, tls_backends: int
 ) -> None:
     data, fingerprint = pki.pfx(b"Export-Password-1")
     certificate = certificate_upload(
@@ -188,7 +188,10 @@ def test_lync_2010_mobility_path(
             "mode": "high_security", "ciphers": "", "certificate": certificate,
         },
     )  # fmt: skip
-    apply()
+    revision = apply()
+    assert "[SSL-FePoolExtWebSvcs4443]" in revision.stunnel_text
+    assert "accept-proxy" in revision.text and "ssl verify none" in revision.text
+    assert revision.document["ssl"]["terminations"][0]["certificate"] == "FE-cert"
     context = client_context(pki)
 
     body, headers, served = get(context, port)
@@ -236,3 +239,10 @@ def test_lync_2010_mobility_path(
     assert set(outcomes) == {True}, outcomes  # not one failed request
     assert get(context, port)[2] == new_fingerprint
     assert stunnel.instance_pid(next(iter(stunnel.running_instances()))) == pid  # HUP, no restart
+
+    # Maintenance > Restart Services > Restart Stunnel: a new process, serving again.
+    client.force_login(admin_user)
+    response = client.post("/lbadmin/maintenance/services/stunnel/restart/", follow=True)
+    assert "Stunnel restarted." in response.content.decode()
+    assert stunnel.instance_pid(next(iter(stunnel.running_instances()))) not in (None, pid)
+    assert get(context, port)[2] == new_fingerprint
