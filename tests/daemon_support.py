@@ -29,7 +29,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
-from lbadmin.engines.daemons import HaproxyControl, RuntimeLayout, StunnelControl
+from lbadmin.engines.daemons import (
+    HaproxyControl,
+    KeepalivedControl,
+    RuntimeLayout,
+    StunnelControl,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Waiting
@@ -317,6 +322,19 @@ def haproxy_control(layout: RuntimeLayout) -> Iterator[HaproxyControl]:
 def stunnel_control(layout: RuntimeLayout) -> Iterator[StunnelControl]:
     """A StunnelControl on ``layout``; every instance is stopped on leaving, pass or fail."""
     control = StunnelControl(layout)
+    try:
+        yield control
+    finally:
+        control.stop(timeout=2.0)
+
+
+@contextlib.contextmanager
+def keepalived_control(
+    layout: RuntimeLayout, *, vrrp_only: bool = True
+) -> Iterator[KeepalivedControl]:
+    """A KeepalivedControl on ``layout`` (``--vrrp`` by default: these kernels have no IPVS),
+    stopped on leaving, pass or fail."""
+    control = KeepalivedControl(layout, vrrp_only=vrrp_only)
     try:
         yield control
     finally:

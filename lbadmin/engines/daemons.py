@@ -40,7 +40,35 @@ Measured quirks this module works around (HAProxy 2.6.12, stunnel 5.68, keepaliv
   termination no stunnel process runs at all.
 - keepalived forks before parsing its config and logs only to syslog (no /dev/log on these
   machines), so a bad config would die silently: ``start()`` runs ``keepalived -t`` first.
-- keepalived ``-t`` exits 0 for a missing file: ``check_config`` checks the file itself.
+  Debian's 2.2.7 has no ``--log-file`` (a build option), and daemonized it points stdio at
+  /dev/null even with ``-l``. So it runs with ``--dont-fork --log-console --log-detail`` in
+  its own session, stdout/stderr appended to ``layout.keepalived_log`` (parent and children
+  share it; their lines carry a timestamp, no pid).
+- keepalived ``-t`` prints nothing and exits 0 for a good file AND for an empty one; 5 (with
+  the reasons on stderr, once per process type) for a bad one; 0 for a missing file or a
+  directory ("Config files missing …" / "… is a directory - skipping"), 4 with ``-e``; 4 for
+  an unreadable one ("Unable to read configuration file"). ``check_config`` therefore checks
+  the file itself, passes ``-e``, rejects those lines, and proves the parse: a copy with an
+  unknown keyword appended must be reported at that last line (-t takes ~12 ms; both ~30 ms).
+- A SIGHUP is handled by the parent from start to end before it waits again: it logs
+  "Reloading ...", "Opening file …", "Configuration file <path>", then errors in the file
+  (it does NOT refuse a bad file: it runs what it could parse) or "Cannot change instance
+  name|network namespace|… at a reload - please restart keepalived" (then it keeps the old
+  config and signals no child), then HUPs its children (each logs "Reloading") or starts
+  one the new file needs ("Starting VRRP child process, pid=N"; its fatal config error ends
+  keepalived: "pid N exited with permanent error CONFIG. Terminating"), and logs "Reload
+  complete" ("Startup complete" the first time) once every child has read the file. With no
+  child (no vrrp_instance under --vrrp) no line marks the parent's end, so ``reload()``
+  waits for "Reloading ..." and then for the parent to sit in epoll_wait again
+  (``/proc/<pid>/wchan`` = ``do_epoll_wait``). Child pids do not change on reload. A HUP
+  during a reload is queued ("Reload already in progress, request queued").
+  SIGHUP to confirmed (median of 20): ~13 ms with no child, ~23 ms with a VRRP child;
+  reload() first re-checks the file (~30 ms).
+- ``instance`` and ``net_namespace`` pass ``-t`` but cannot change at a reload (above);
+  ``net_namespace <ns>`` makes keepalived (and ``-t``) enter that namespace itself.
+- A vrrp_instance on a missing interface fails ``-t`` ("Non-existent interface"); if the
+  interface vanishes later a reload only puts the instance in FAULT, but a VRRP child
+  started by that reload exits with a config error and takes keepalived down.
 - Processes re-parented to PID 1 can linger as zombies here; a zombie counts as stopped.
 """
 
@@ -286,6 +314,12 @@ class RuntimeLayout:
     @property
     def keepalived_bfd_pid_file(self) -> Path:
         return self.run_dir / "keepalived-bfd.pid"
+
+    @property
+    def keepalived_log(self) -> Path:
+        """keepalived's own log (``--log-console`` output of the parent and its children):
+        KeepalivedControl confirms starts and reloads from it."""
+        return self.log_dir / "keepalived.log"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -998,6 +1032,10 @@ def bind_listener(host: str, port: int, *, backlog: int = _LISTEN_BACKLOG) -> so
         # A restarted instance must not wait for the old one's TIME_WAIT connections; Linux
         # still refuses the bind while any other socket listens on the address.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # As HAProxy sets it: when an apply moves an address from an SSL termination to a
+        # virtual service, HAProxy (reloaded first) can bind it while this stunnel still
+        # holds it, until the same apply stops the termination a moment later.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             # "::" means IPv6 only, as the address says; never the IPv4 wildcard too.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -1404,11 +1442,184 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+# ---------------------------------------------------------------------------------------------
+# keepalived's console log, read to confirm starts and reloads (see KeepalivedControl)
+
+# "Fri Nov 27 04:16:17 2026: " starts every line keepalived writes with --log-console.
+_KEEPALIVED_TIMESTAMP = re.compile(r"^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}: ")
+# A complaint about a config line: "(Line 4) …" (parent) or "(/etc/k.conf: Line 4) …".
+_KEEPALIVED_LINE_REF = re.compile(r"^\((?:(?P<file>.*): )?(?P<rest>Line \d+\) .*)$")
+_KEEPALIVED_CHILD_STARTED = re.compile(r"^Starting \w+ child process, pid=\d+$")
+_KEEPALIVED_REFUSED = re.compile(r"^Cannot change .* at a reload")
+# keepalived -t reads nothing yet exits 0 (without -e) when the file is missing, a directory
+# or unreadable; only these lines say so.
+_KEEPALIVED_NOT_READ = (
+    "Config files missing",
+    "Unable to read configuration file",
+    "is a directory",
+)
+# Errors keepalived reports while reading a config that do not name a line.
+_KEEPALIVED_ERROR_MARKERS = (
+    "missing '}'s or extra '{'s",
+    "Config files missing",
+    "Unable to read configuration file",
+    "Non-existent interface",
+    "Unknown interface",
+)
+_KEEPALIVED_QUIET = 0.1  # log silence taken as "idle" where /proc/<pid>/wchan says nothing
+_KEEPALIVED_PROBE = "lbadmin_parse_probe_"
+
+
+def keepalived_log_lines(text: str) -> list[str]:
+    """The lines of keepalived console output, without timestamps or blank lines."""
+    return [
+        _KEEPALIVED_TIMESTAMP.sub("", line).rstrip() for line in text.splitlines() if line.strip()
+    ]
+
+
+def keepalived_messages(
+    output: str, *, staged: Path | None = None, live: Path | None = None
+) -> str:
+    """keepalived output (``-t`` or the log) fit for a user: each line once, no timestamps.
+
+    ``-t`` reports every problem once per process type (parent, VRRP, checker, BFD), the
+    parent's copy without the file name: those duplicates go. ``staged`` is shown as ``live``
+    (the file the text would have become; the line numbers are the same).
+    """
+    if staged is not None and live is not None:
+        output = output.replace(os.fspath(staged), os.fspath(live))
+    lines = keepalived_log_lines(output)
+    named = set()
+    for line in lines:
+        match = _KEEPALIVED_LINE_REF.match(line)
+        if match and match.group("file"):
+            named.add(match.group("rest"))
+    # Each line where it last appears: the last copy is a child's, whose lines all name the file.
+    shown: list[str] = []
+    for line in reversed(lines):
+        match = _KEEPALIVED_LINE_REF.match(line)
+        if match and not match.group("file") and match.group("rest") in named:
+            continue
+        if line not in shown:
+            shown.append(line)
+    return "\n".join(reversed(shown))
+
+
+def keepalived_has_configuration(text: str) -> bool:
+    """Whether ``text`` has a line other than blanks and comments (``#`` or ``!``).
+
+    keepalived -t accepts an empty file silently (exit 0), and keepalived then runs nothing.
+    """
+    return any(line.strip() and line.strip()[0] not in "#!" for line in text.splitlines())
+
+
+def _keepalived_config_errors(lines: Sequence[str]) -> list[str]:
+    """Lines of keepalived's log that report an error in its configuration (not warnings)."""
+    errors = []
+    for line in lines:
+        match = _KEEPALIVED_LINE_REF.match(line)
+        if match:
+            is_error = not match.group("rest").split(") ", 1)[1].startswith("WARNING")
+        else:
+            is_error = any(marker in line for marker in _KEEPALIVED_ERROR_MARKERS)
+        if is_error:
+            errors.append(line)
+    return errors
+
+
+def _keepalived_fatal(lines: Sequence[str]) -> tuple[list[str], bool]:
+    """Lines saying a keepalived child died or keepalived is going down, and whether the
+    parent is exiting ("… exited with permanent error CONFIG. Terminating", "… died:
+    Exiting") rather than respawning the child ("… died: Respawning")."""
+    fatal = [
+        line
+        for line in lines
+        if "exited with permanent error" in line
+        or "died: " in line
+        or line.startswith("Stopped Keepalived")
+    ]
+    exiting = any(
+        line.endswith(("Terminating", "Exiting")) or line.startswith("Stopped Keepalived")
+        for line in fatal
+    )
+    return fatal, exiting
+
+
+def _keepalived_children_done(lines: Sequence[str], running_before: int) -> bool:
+    """Whether every child has read the new file: keepalived's parent counts the children it
+    HUPs or starts and logs "Reload complete" ("Startup complete" the first time) once all
+    of them have told it so (core/config_notify.c). With no child there is no such line."""
+    if not running_before and not any(_KEEPALIVED_CHILD_STARTED.match(line) for line in lines):
+        return True
+    return any(
+        line in ("Reload complete", "Startup complete") or line.startswith("Delaying startup for")
+        for line in lines
+    )
+
+
+def _after_last(lines: Sequence[str], marker: str) -> list[str] | None:
+    """The lines after the last one equal to ``marker``; None if there is none."""
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index] == marker:
+            return list(lines[index + 1 :])
+    return None
+
+
+class _KeepalivedWatch:
+    """What keepalived logged since ``offset``, and whether its parent has settled.
+
+    Idle means back in its event loop (``/proc/<pid>/wchan`` is ``do_epoll_wait``): keepalived
+    handles a signal from start to end before it waits again, so once "Reloading ..." is in
+    the log and the parent is idle, the parent's part of that reload is over (including any
+    "Cannot change … at a reload" refusal). Where wchan is unavailable, 0.1 s without new log
+    lines stands in for it. ``settled()`` asks for idle on two polls in a row with nothing
+    logged in between, and reads the log after seeing it idle: a log read before the idle
+    sample can miss the parent's last lines.
+    """
+
+    def __init__(self, log: Path, pid: int, offset: int) -> None:
+        self.log, self.pid, self.offset = log, pid, offset
+        self.text = ""
+        self.changed_at = time.monotonic()
+        self._idle_text: str | None = None
+
+    def lines(self) -> list[str]:
+        text = _read_from(self.log, self.offset)
+        if text != self.text:
+            self.text, self.changed_at = text, time.monotonic()
+        return keepalived_log_lines(text)
+
+    def parent_idle(self) -> bool:
+        st = _proc_stat(self.pid)
+        if st is None or st[1] not in ("S", "I"):
+            return False
+        try:
+            wchan = Path(f"/proc/{self.pid}/wchan").read_text().strip()
+        except OSError:
+            wchan = ""
+        if wchan and wchan != "0":
+            return "epoll_wait" in wchan or wchan == "ep_poll"
+        return time.monotonic() - self.changed_at >= _KEEPALIVED_QUIET
+
+    def settled(self) -> list[str] | None:
+        """All the lines logged since ``offset`` if the parent has settled, else None."""
+        idle = self.parent_idle()
+        lines = self.lines()  # after the idle sample
+        stable = idle and self._idle_text == self.text
+        self._idle_text = self.text if idle else None
+        return lines if stable else None
+
+
 class KeepalivedControl(Controller):
     """keepalived with its own pid files under run_dir, so it never collides with a host one.
 
     ``vrrp_only=True`` runs ``--vrrp`` (no IPVS checker process); use it when
     ``ipvs_available()`` is False, as on these machines.
+
+    keepalived runs in the foreground (``--dont-fork``) in its own session, cwd /, logging to
+    the console (``--log-console --log-detail``) with stdout/stderr appended to
+    ``layout.keepalived_log``: that log, its parent and its children's, is how ``start()``
+    and ``reload()`` learn what keepalived made of its file (see the module docstring).
     """
 
     name = "keepalived"
@@ -1431,6 +1642,10 @@ class KeepalivedControl(Controller):
     def pid_path(self) -> Path:
         return self.layout.keepalived_pid_file
 
+    @property
+    def log_path(self) -> Path:
+        return self.layout.keepalived_log
+
     def _runtime_files(self) -> tuple[Path, ...]:
         return (
             self.layout.keepalived_pid_file,
@@ -1439,33 +1654,87 @@ class KeepalivedControl(Controller):
             self.layout.keepalived_bfd_pid_file,
         )
 
+    # -- configuration test --------------------------------------------------------------------
     def check_config(self, path: Path | None = None) -> CheckResult:
-        """``keepalived -t``; a missing or unreadable file is not ok (keepalived says 0)."""
+        """``keepalived -e -t``, made trustworthy; ``output`` keeps its warnings.
+
+        Measured on 2.2.7, ``-t`` exits 0 (silently) for an empty file and, without ``-e``,
+        for a missing file or a directory (only a "Config files missing" / "is a directory"
+        line says so). So: the file must be a readable regular file with a configuration line
+        and no NUL byte; ``-e -t`` must exit 0 without such a line; and a second ``-t`` of a
+        copy with a probe line appended must report that probe as an unknown keyword at the
+        copy's last line, which proves keepalived parsed the text to its end.
+        """
         path = Path(path) if path is not None else self.config_path
         problem = _readable_file(path)
         if problem:
             return CheckResult(ok=False, output=problem)
         try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return CheckResult(ok=False, output=f"config file {path} cannot be read: {exc}")
+        if b"\0" in data:
+            return CheckResult(ok=False, output=f"config file {path} contains a NUL byte")
+        if not keepalived_has_configuration(data.decode(errors="replace")):
+            return CheckResult(
+                ok=False,
+                output=f"config file {path} holds no configuration (empty or only comments); "
+                "keepalived would run nothing",
+            )
+        try:
             binary = self.binary()
         except DaemonError as exc:
             return CheckResult(ok=False, output=str(exc))
-        # -e: a missing include file is an error too.
-        return _run_check([binary, "-e", "-t", "-f", os.fspath(path)])
+        # -e: a missing file (this one or an include) exits 4 instead of 0.
+        result = _run_check([binary, "-e", "-t", "-f", os.fspath(path)])
+        if not result.ok:
+            return result
+        if any(marker in result.output for marker in _KEEPALIVED_NOT_READ):
+            return CheckResult(ok=False, output=result.output)
+        problem = self._parse_probe(binary, path, data)
+        if problem:
+            return CheckResult(ok=False, output=result.output + problem)
+        return result
 
-    def start(self, timeout: float = 5.0) -> None:
-        if self.pid() is not None:
-            return
-        binary = self.binary()
-        self._require_config()
-        # keepalived forks before it parses and logs only to syslog: test first or a bad
-        # config would fail silently.
-        check = self.check_config()
-        if not check.ok:
-            raise DaemonError(f"keepalived config {self.config_path} is invalid:\n{check.output}")
-        self.layout.ensure()
-        self._remove_runtime_files()
+    def _parse_probe(self, binary: str, path: Path, data: bytes) -> str | None:
+        """None if ``keepalived -t`` reads a copy of ``data`` to its end, else why not.
+
+        The copy sits next to ``path`` (relative includes resolve the same way) and ends with
+        a line keepalived cannot know; -t must name that keyword, in the copy, at its line.
+        """
+        probe = _KEEPALIVED_PROBE + os.urandom(6).hex()
+        body = data if not data or data.endswith(b"\n") else data + b"\n"
+        line = body.count(b"\n") + 1
+        try:
+            try:
+                fd, name = tempfile.mkstemp(
+                    dir=path.parent, prefix=f".{path.name}.check-", suffix=".tmp"
+                )
+            except OSError:  # a read-only directory: includes may then resolve differently
+                fd, name = tempfile.mkstemp(prefix="lbadmin-keepalived-check-", suffix=".conf")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(body + probe.encode() + b"\n")
+                result = _run_check([binary, "-e", "-t", "-f", name])
+            finally:
+                Path(name).unlink(missing_ok=True)
+        except OSError as exc:
+            return f"cannot write a copy of {path} to prove that keepalived parses it: {exc}"
+        if f"{name}: Line {line}) Unknown keyword '{probe}'" in result.output:
+            return None
+        return (
+            f"keepalived -t did not parse {path} to its end: a probe line appended to a copy "
+            f"as line {line} was not reported. keepalived said:\n"
+            + keepalived_messages(result.output.replace(name, f"{path} (copy)"))
+        )
+
+    # -- start, reload, stop -------------------------------------------------------------------
+    def _argv(self, binary: str) -> list[str]:
         argv = [
             binary,
+            "--dont-fork",
+            "--log-console",
+            "--log-detail",
             "-e",
             "-f",
             os.fspath(self.config_path),
@@ -1480,19 +1749,107 @@ class KeepalivedControl(Controller):
         ]
         if self.vrrp_only:
             argv.append("--vrrp")
-        rc, output = _run_launcher(argv, self.launch_log, timeout)
-        if rc != 0:
-            raise DaemonError(f"keepalived failed to start (exit {rc}):\n{output}")
-        if self._wait_for_pid(timeout) is None:
-            raise DaemonError(
-                f"keepalived did not write a live pid to {self.pid_path} within {timeout}s "
-                f"(it logs to syslog only):\n{output}"
-            )
+        return argv
+
+    def _read_config_line(self) -> str:
+        # Logged (with --log-detail) each time the parent has opened and read its file.
+        return f"Configuration file {self.config_path}"
+
+    def start(self, timeout: float = 5.0) -> None:
+        """Start keepalived on ``config_path`` and wait until it has read the file, is idle
+        and, if it started children, logged "Startup complete". A no-op if it runs.
+
+        The file is tested first (``check_config``). DaemonError quotes keepalived's log if it
+        exits or does not come up within ``timeout``.
+        """
+        if self.pid() is not None:
+            return
+        _reap_launched()
+        binary = self.binary()
+        self._require_config()
+        check = self.check_config()
+        if not check.ok:
+            raise DaemonError(f"keepalived config {self.config_path} is invalid:\n{check.output}")
+        self.layout.ensure()
+        self._remove_runtime_files()
+        log_path = self.log_path
+        if _file_size(log_path) > _MASTER_LOG_ROTATE_BYTES:
+            os.replace(log_path, log_path.with_name(log_path.name + ".1"))
+        with open(log_path, "ab") as out:
+            offset = out.tell()
+            try:
+                proc = subprocess.Popen(
+                    self._argv(binary),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd="/",
+                    start_new_session=True,  # our terminal's Ctrl-C must not reach it
+                    env=DAEMON_ENVIRONMENT,
+                )
+            except OSError as exc:
+                raise DaemonError(f"cannot run {binary}: {exc}") from exc
+        _LAUNCHED[proc.pid] = proc
+        watch = _KeepalivedWatch(log_path, proc.pid, offset)
+        deadline = time.monotonic() + timeout
+        while True:
+            rc = proc.poll()
+            lines = watch.lines()
+            if rc is not None:
+                _LAUNCHED.pop(proc.pid, None)
+                raise DaemonError(
+                    f"keepalived failed to start (exit {rc}):\n{keepalived_messages(watch.text)}"
+                )
+            if self.pid() == proc.pid and self._read_config_line() in lines:
+                settled = watch.settled()
+                if settled is not None and _keepalived_children_done(settled, 0):
+                    return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_RELOAD_POLL_INTERVAL)
+        self.stop(timeout=1.0)  # do not leave a half-started keepalived behind
+        if proc.poll() is None:
+            proc.kill()  # no pid file yet, so stop() could not find it
+        proc.wait(timeout=1.0)
+        _LAUNCHED.pop(proc.pid, None)
+        raise DaemonError(
+            f"keepalived did not come up within {timeout}s:\n{keepalived_messages(watch.text)}"
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        super().stop(timeout)
+        _reap_launched()
+
+    def _logs_to_our_log(self, pid: int) -> bool:
+        """Whether the running keepalived writes its console log to ``log_path`` (started by
+        this class); one started otherwise (daemonized, syslog only) cannot confirm a reload."""
+        try:
+            stdout = os.readlink(f"/proc/{pid}/fd/1")
+        except OSError:
+            return False
+        return stdout == os.fspath(self.log_path) and "--log-console" in _cmdline(pid)
+
+    def _children(self, pid: int) -> list[int]:
+        """Live children of parent ``pid`` named by their pid files (VRRP, checkers, BFD)."""
+        children = []
+        for path in self._runtime_files()[1:]:
+            child = _read_pid(path)
+            st = _proc_stat(child) if child is not None else None
+            if child is not None and st is not None and st[2] == pid and _pid_alive(child):
+                children.append(child)
+        return children
 
     def reload(self, timeout: float = 5.0) -> None:
-        """SIGHUP to the parent, which re-reads the config and reloads its children.
+        """SIGHUP, confirmed from keepalived's log; DaemonError with keepalived's words if not.
 
-        The config is tested first: keepalived gives no feedback on a bad reload.
+        The file is tested first: a file that fails ``check_config`` is not reloaded.
+        Confirmed means the parent logged "Reloading ..." and "Configuration file <config>",
+        is idle again without refusing the change ("Cannot change … at a reload - please
+        restart", after which it keeps running the previous config) or reporting errors in
+        the file (after which it runs what it could parse), and, if any child runs or was
+        started, logged "Reload complete" (or "Startup complete"): every child has read it.
+        A keepalived not started by this class writes no log here, so a reload of it could
+        not be confirmed: it is restarted instead.
         """
         pid = self.pid()
         if pid is None:
@@ -1502,9 +1859,67 @@ class KeepalivedControl(Controller):
             raise DaemonError(
                 f"keepalived config {self.config_path} is invalid; not reloaded:\n{check.output}"
             )
+        if not self._logs_to_our_log(pid):
+            self.restart(timeout)
+            return
+        running_children = len(self._children(pid))
+        watch = _KeepalivedWatch(self.log_path, pid, _file_size(self.log_path))
         _signal(pid, signal.SIGHUP)
-        if self.pid() is None:
-            raise DaemonError("keepalived exited after SIGHUP")
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = watch.lines()
+            if not _pid_alive(pid):
+                raise DaemonError(
+                    f"keepalived exited during the reload:\n{keepalived_messages(watch.text)}"
+                )
+            failed = [line for line in lines if line.startswith("New config failed validation")]
+            if failed:  # reload_check_config in the file: keepalived's own test refused it
+                raise DaemonError("\n".join(failed))
+            section = _after_last(lines, "Reloading ...")
+            # A reload already in progress queues ours: wait for the "Reloading ..." after it.
+            if section is not None and not any("request queued" in line for line in section):
+                fatal, exiting = _keepalived_fatal(section)
+                if fatal:
+                    if exiting:
+                        # A child's fatal error takes the parent down too: let it finish
+                        # going, so the caller finds keepalived stopped, not half-way.
+                        _wait_gone([pid], max(0.0, deadline - time.monotonic()))
+                    what = "went down" if exiting else "lost a child process"
+                    raise DaemonError(
+                        f"keepalived {what} during the reload:\n"
+                        + keepalived_messages(_read_from(self.log_path, watch.offset))
+                    )
+                settled = watch.settled()
+                section = _after_last(settled or [], "Reloading ...") or []
+                if settled is not None and not any("request queued" in line for line in section):
+                    refused = [line for line in section if _KEEPALIVED_REFUSED.match(line)]
+                    if refused:
+                        raise DaemonError(
+                            "keepalived refused to reload and keeps running its previous "
+                            "configuration:\n" + "\n".join(refused)
+                        )
+                    if self._read_config_line() not in section:
+                        raise DaemonError(
+                            f"keepalived reloaded without reading {self.config_path}:\n"
+                            + keepalived_messages("\n".join(section))
+                        )
+                    # Judged only once every child has read the file (or there is none): a
+                    # child's error may be the start of its fatal exit.
+                    if _keepalived_children_done(section, running_children):
+                        errors = _keepalived_config_errors(section)
+                        if errors:
+                            raise DaemonError(
+                                "keepalived reported errors while re-reading its configuration "
+                                "(it now runs what it could parse):\n"
+                                + keepalived_messages("\n".join(errors))
+                            )
+                        return
+            if time.monotonic() >= deadline:
+                raise DaemonError(
+                    f"keepalived did not confirm the reload within {timeout}s:\n"
+                    + keepalived_messages(watch.text)
+                )
+            time.sleep(_RELOAD_POLL_INTERVAL)
 
     def _running_detail(self, pid: int) -> str:
         # From the live command line, not self.vrrp_only: report what actually runs.

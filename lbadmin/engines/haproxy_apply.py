@@ -45,13 +45,13 @@ import ipaddress
 import os
 import re
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lbadmin.engines import files
 from lbadmin.engines.daemons import (
     DaemonError,
     HaproxyControl,
@@ -62,10 +62,9 @@ from lbadmin.engines.daemons import (
 
 LOCK_FILE_NAME = "haproxy-apply.lock"
 PENDING_FILE_NAME = "haproxy-apply.pending"
-GOOD_SUFFIX = ".good"
+GOOD_SUFFIX = files.GOOD_SUFFIX
 PHASES: tuple[str, ...] = ("lock", "check", "write", "save_state", "reload")
 
-_CONFIG_MODE = 0o640  # may hold stats passwords: root and its group only
 _LOCK_POLL = 0.02
 _STALE_STATE_TMP_AGE = 60.0  # a state temp file older than this belongs to a dead writer
 
@@ -366,16 +365,11 @@ def _probe_bind(family: socket.AddressFamily, host: str, port: int) -> OSError |
 # Files
 
 
-def _stage_prefix(live: Path) -> str:
-    # Hidden, and distinct from any other writer's temp names in conf_dir.
-    return f".{live.name}.apply-"
-
-
 def _remove_leftovers(control: HaproxyControl) -> None:
     """Temp files of applies that were killed midway. Called with the lock held, so none of
     them belongs to a running apply."""
     live = control.config_path
-    for path in live.parent.glob(_stage_prefix(live) + "*"):
+    for path in live.parent.glob(files.stage_prefix(live) + "*"):
         path.unlink(missing_ok=True)
     state = control.layout.haproxy_state_file
     now = time.time()
@@ -387,41 +381,8 @@ def _remove_leftovers(control: HaproxyControl) -> None:
             pass
 
 
-def _read_bytes(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-
-
-def _stage(live: Path, data: bytes) -> Path:
-    fd, name = tempfile.mkstemp(dir=live.parent, prefix=_stage_prefix(live), suffix=".tmp")
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fchmod(fd, _CONFIG_MODE)
-        os.fsync(fd)  # the rename must never expose a file whose data is not on disk
-    except BaseException:
-        os.close(fd)
-        Path(name).unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    return Path(name)
-
-
-def _link_over(source: Path, target: Path, *, live: Path) -> None:
-    """Atomically make ``target`` another name of ``source``'s inode (link temp + rename)."""
-    tmp = target.parent / f"{_stage_prefix(live)}{os.getpid()}.link.tmp"
-    tmp.unlink(missing_ok=True)
-    os.link(source, tmp)
-    os.replace(tmp, target)
-    # rename() between two links of one inode succeeds without doing anything (POSIX).
-    tmp.unlink(missing_ok=True)
-
-
 def _good_path(control: HaproxyControl) -> Path:
-    return control.config_path.with_name(control.config_path.name + GOOD_SUFFIX)
+    return files.good_path(control.config_path)
 
 
 def _ensure_state_file(control: HaproxyControl) -> None:
@@ -556,7 +517,7 @@ class _Apply:
         _remove_leftovers(control)
 
         # 2. Nothing to do when HAProxy already serves exactly this text.
-        previous = _read_bytes(live)
+        previous = files.read_bytes(live)
         try:
             procs = _running_procs(control, self.reload_timeout)
         except DaemonError as exc:
@@ -575,13 +536,13 @@ class _Apply:
 
         # 3. Stage next to the live file (same filesystem: the swap is a rename).
         phase = time.perf_counter()
-        staged = _stage(live, data)
+        staged = files.stage(live, data)
         self._timed("write", phase)
         try:
             # 4. Validate; warnings count as errors.
             phase = time.perf_counter()
             _ensure_state_file(control)
-            checked = _stage(live, _without_runtime_state(self.text, control).encode())
+            checked = files.stage(live, _without_runtime_state(self.text, control).encode())
             try:
                 check = control.check_config(checked, strict=True)
             finally:
@@ -617,7 +578,7 @@ class _Apply:
             # fsynced when it was staged). link() cannot replace: link a temp name, rename it.
             phase = time.perf_counter()
             if live_is_served:
-                _link_over(live, self.good, live=live)
+                files.link_over(live, self.good, live=live)
                 fsync_directory(live.parent)
             self._timed("write", phase)
 
@@ -681,10 +642,10 @@ def _roll_back(
         action = "HAProxy could not be started with the new configuration"
     try:
         if good.exists():
-            _link_over(good, live, live=live)
+            files.link_over(good, live, live=live)
             restored = f"{live.name} was restored from {good.name}"
         elif previous is not None:
-            os.replace(_stage(live, previous), live)  # a staging name: cleaned up if killed
+            os.replace(files.stage(live, previous), live)  # a staging name: cleaned up if killed
             restored = f"{live.name} was restored to its previous text"
         else:
             live.unlink(missing_ok=True)

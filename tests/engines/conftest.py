@@ -4,6 +4,7 @@
   SIGKILLs and reports anything of the test's left running.
 - ``haproxy``: a HaproxyControl on that layout, stopped afterwards, pass or fail.
 - ``stunnel``: a StunnelControl on that layout; all its instances stopped afterwards.
+- ``keepalived``: a KeepalivedControl (``--vrrp``) on that layout, stopped afterwards.
 - ``backends``: a Backends to start name-answering servers in threads; all stopped afterwards.
 
 A test module may override one of these with a fixture of the same name that takes the
@@ -15,10 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from lbadmin.engines.daemons import HaproxyControl, RuntimeLayout, StunnelControl
+from lbadmin.engines.daemons import (
+    HaproxyControl,
+    KeepalivedControl,
+    RuntimeLayout,
+    StunnelControl,
+)
 from tests.daemon_support import (
     Backends,
     haproxy_control,
+    keepalived_control,
     running_backends,
     short_layout,
     stunnel_control,
@@ -40,6 +47,12 @@ def haproxy(layout: RuntimeLayout) -> Iterator[HaproxyControl]:
 @pytest.fixture
 def stunnel(layout: RuntimeLayout) -> Iterator[StunnelControl]:
     with stunnel_control(layout) as control:
+        yield control
+
+
+@pytest.fixture
+def keepalived(layout: RuntimeLayout) -> Iterator[KeepalivedControl]:
+    with keepalived_control(layout) as control:
         yield control
 
 
