@@ -10,16 +10,14 @@ termination no stunnel runs at all.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from lbadmin.render.haproxy import render_haproxy
-from lbadmin.render.snapshot import HaproxySnapshot
+from lbadmin.render.keepalived import render_keepalived
+from lbadmin.render.snapshot import HaproxySnapshot, KeepalivedSnapshot
 
 if TYPE_CHECKING:
     from lbadmin.engines.daemons import RuntimeLayout
-
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def render_haproxy_bootstrap(layout: RuntimeLayout) -> str:
@@ -34,20 +32,6 @@ def render_haproxy_bootstrap(layout: RuntimeLayout) -> str:
 
 
 def render_keepalived_bootstrap(layout: RuntimeLayout, *, router_id: str = "lbadmin") -> str:
-    """keepalived ``global_defs`` only; valid for ``keepalived -t`` and runs with ``--vrrp``.
-
-    ``layout`` is unused today (keepalived's pid files are command-line options) and kept so
-    all bootstrap renderers share one signature.
-    """
-    if not _SAFE_NAME.match(router_id):
-        raise ValueError(f"unsafe router_id: {router_id!r}")
-    return f"""\
-# lbadmin bootstrap: no VRRP instances or virtual servers yet.
-global_defs {{
-    router_id {router_id}
-    # Refuse health-check scripts that non-root users could modify.
-    enable_script_security
-    # Explicit, so keepalived does not look for a 'keepalived_script' user.
-    script_user root
-}}
-"""
+    """keepalived ``global_defs`` only (``render_keepalived`` of an empty snapshot); valid for
+    ``keepalived -t`` and runs with ``--vrrp``."""
+    return render_keepalived(KeepalivedSnapshot(router_id=router_id), layout)

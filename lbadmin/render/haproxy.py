@@ -20,11 +20,12 @@ Measured on HAProxy 2.6.12 (``haproxy -c -dW``, warnings fatal):
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 import unicodedata
 from typing import TYPE_CHECKING
 
+from lbadmin.render import checks
+from lbadmin.render.checks import Address
 from lbadmin.render.snapshot import (
     AdminState,
     Balance,
@@ -39,8 +40,6 @@ from lbadmin.render.snapshot import (
 )
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from lbadmin.engines.daemons import RuntimeLayout
 
 INDENT = "    "
@@ -54,14 +53,10 @@ STICK_TABLE_SIZE = "1m"
 CHECK_RISE = 2
 CHECK_FALL = 3
 
-# fullmatch, not ^...$: "$" also matches before a trailing newline.
-_LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # RFC 6265 token characters less those HAProxy's parser gives a meaning to ('#' comment,
 # quotes, '$' environment expansion, '%' log-format, backslash escapes); same set as
 # lbadmin.allowlists.COOKIE_NAME_RE.
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9!&*+.^_|~-]{1,64}")
-# Written unquoted into the file: no whitespace, quotes, '#', newlines.
-_SAFE_PATH = re.compile(r"/[A-Za-z0-9._/@+-]*")
 # Manual lines (the one escape hatch) must stay inside their own section and must not reach
 # files, programs or the environment. lbadmin.allowlists uses manual_line_problem() too.
 _SECTION_KEYWORDS = frozenset(
@@ -87,55 +82,9 @@ _MANUAL_FORBIDDEN_WORDS = frozenset(
 _MAX_MS = 2**31 - 1  # HAProxy's time values are signed 32-bit milliseconds
 _MAX_WEIGHT = 256
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
 
 # ---------------------------------------------------------------------------------------------
 # Defence-in-depth checks: each returns the value to render or raises ValueError.
-
-
-def _path(value: Path) -> str:
-    text = str(value)
-    if not _SAFE_PATH.fullmatch(text):
-        raise ValueError(f"unsafe path for a config file: {text!r}")
-    return text
-
-
-def _label(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _LABEL.fullmatch(value):
-        raise ValueError(f"invalid {what} label: {value!r}")
-    return value
-
-
-def _ip(value: str, what: str) -> Address:
-    address = _canonical_ip(value) if isinstance(value, str) else None
-    if address is None:
-        raise ValueError(f"invalid {what} IP address (not canonical IPv4/IPv6): {value!r}")
-    return address
-
-
-@functools.lru_cache(maxsize=65536)  # the same servers recur across services; parsing is slow
-def _canonical_ip(value: str) -> Address | None:
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    # Round trip: only the canonical text, no spaces or extra text; and no IPv6 scope
-    # ("fe80::1%eth0" round-trips, but the allowlist refuses scoped addresses).
-    if str(address) != value or getattr(address, "scope_id", None):
-        return None
-    return address
-
-
-def _int(value: int, lo: int, hi: int, what: str) -> int:
-    # bool is an int subclass; True would render as "True".
-    if type(value) is not int or not lo <= value <= hi:
-        raise ValueError(f"{what} must be an integer from {lo} to {hi}: {value!r}")
-    return value
-
-
-def _port(value: int, what: str) -> int:
-    return _int(value, 1, 65535, what)
 
 
 def _cookie_name(value: str) -> str:
@@ -184,7 +133,7 @@ def _address(address: Address, port: int | None) -> str:
 
 
 def _ms(value: int, what: str) -> str:
-    return f"{_int(value, 1, _MAX_MS, what)}ms"
+    return f"{checks.integer(value, 1, _MAX_MS, what)}ms"
 
 
 def _global(layout: RuntimeLayout, settings: L7Globals) -> list[str]:
@@ -193,8 +142,8 @@ def _global(layout: RuntimeLayout, settings: L7Globals) -> list[str]:
         f"{INDENT}master-worker",
         # Runtime API (drain/halt/online); also the listener that lets HAProxy start with no
         # virtual service. expose-fd listeners: a reload takes over the listening sockets.
-        f"{INDENT}stats socket {_path(layout.haproxy_admin_socket)} mode 600 level admin "
-        "expose-fd listeners",
+        f"{INDENT}stats socket {checks.safe_path(layout.haproxy_admin_socket)} "
+        "mode 600 level admin expose-fd listeners",
         f"{INDENT}stats timeout 30s",
         # An old worker keeps its connections after a reload until they close or this passes.
         # As long as the longest idle timeout: a reload never cuts a connection (Lync's are
@@ -202,7 +151,7 @@ def _global(layout: RuntimeLayout, settings: L7Globals) -> list[str]:
         f"{INDENT}hard-stop-after "
         f"{_ms(max(settings.client_timeout_ms, settings.server_timeout_ms), 'hard stop')}",
         # Drain/maint state set at runtime is dumped here before each reload and re-applied.
-        f"{INDENT}server-state-file {_path(layout.haproxy_state_file)}",
+        f"{INDENT}server-state-file {checks.safe_path(layout.haproxy_state_file)}",
     ]
     if settings.logging:
         lines.append(f"{INDENT}log /dev/log local0")
@@ -229,10 +178,10 @@ def _defaults(settings: L7Globals) -> list[str]:
 
 def _server_line(server: L7RealServer, *, cookie: bool, check: str | None) -> str:
     """One ``server`` line; ``check`` is the rendered health-check suffix or None."""
-    label = _label(server.label, "real server")
-    address = _ip(server.ip, f"real server {label}")
-    port = None if server.port is None else _port(server.port, f"real server {label} port")
-    weight = _int(server.weight, 0, _MAX_WEIGHT, f"real server {label} weight")
+    label = checks.label(server.label, "real server")
+    address = checks.ip(server.ip, f"real server {label}")
+    port = None if server.port is None else checks.port(server.port, f"real server {label} port")
+    weight = checks.integer(server.weight, 0, _MAX_WEIGHT, f"real server {label} weight")
     state = AdminState(server.state)
     # A drained server starts with no share of new connections, a halted one in maintenance,
     # so System Overview's drain/halt hold across restarts and reboots, not only reloads.
@@ -263,8 +212,8 @@ def _check(
 
 
 def _fallback_line(fallback: L7Fallback, service: str) -> str:
-    address = _ip(fallback.ip, f"{service} fallback")
-    port = None if fallback.port is None else _port(fallback.port, f"{service} fallback port")
+    address = checks.ip(fallback.ip, f"{service} fallback")
+    port = None if fallback.port is None else checks.port(fallback.port, f"{service} fallback port")
     return f"server {FALLBACK_SERVER} {_address(address, port)} backup"
 
 
@@ -277,11 +226,11 @@ def _service_text(service: L7VirtualService, settings: L7Globals) -> str:
 
 
 def _service(service: L7VirtualService, settings: L7Globals) -> list[str]:
-    label = _label(service.label, "virtual service")
-    vip = _ip(service.ip, f"virtual service {label}")
+    label = checks.label(service.label, "virtual service")
+    vip = checks.ip(service.ip, f"virtual service {label}")
     if not service.ports:
         raise ValueError(f"virtual service {label} has no port")
-    ports = [_port(port, f"virtual service {label} port") for port in service.ports]
+    ports = [checks.port(port, f"virtual service {label} port") for port in service.ports]
     if len(set(ports)) != len(ports):
         raise ValueError(f"virtual service {label} lists a port twice")
     lines = [f"listen {label}"]
@@ -289,7 +238,8 @@ def _service(service: L7VirtualService, settings: L7Globals) -> list[str]:
     # Decrypted connections from this service's SSL terminations (stunnel), with the
     # client's address in a PROXY header.
     lines += [
-        f"{INDENT}bind unix@{_path(path)} mode 600 accept-proxy" for path in service.proxy_sockets
+        f"{INDENT}bind unix@{checks.safe_path(path)} mode 600 accept-proxy"
+        for path in service.proxy_sockets
     ]
 
     if service.manual_lines is not None:
@@ -305,7 +255,7 @@ def _service(service: L7VirtualService, settings: L7Globals) -> list[str]:
     health_check = HealthCheck(service.health_check)
     check_port = None
     if health_check is HealthCheck.CONNECT and service.check_port is not None:
-        check_port = _port(service.check_port, f"virtual service {label} check port")
+        check_port = checks.port(service.check_port, f"virtual service {label} check port")
 
     lines += [f"{INDENT}mode {protocol.value}", f"{INDENT}balance {balance.value}"]
     if balance is Balance.SOURCE:
@@ -324,7 +274,9 @@ def _service(service: L7VirtualService, settings: L7Globals) -> list[str]:
     cookie = persistence is Persistence.HTTP_COOKIE
     if persistence is Persistence.SOURCE_IP:
         table_type = "ipv6" if vip.version == 6 else "ip"
-        expire = _int(service.persistence_timeout_s, 1, _MAX_MS // 1000, "persistence timeout")
+        expire = checks.integer(
+            service.persistence_timeout_s, 1, _MAX_MS // 1000, "persistence timeout"
+        )
         lines.append(
             f"{INDENT}stick-table type {table_type} size {STICK_TABLE_SIZE} expire {expire}s"
         )
@@ -370,7 +322,7 @@ def render_haproxy(snapshot: HaproxySnapshot, layout: RuntimeLayout) -> str:
         labels.add(service.label)
         # Two sections on one ip:port both bind (HAProxy sets SO_REUSEPORT; measured) and the
         # kernel splits connections between them at random.
-        vip = _ip(service.ip, service.label)
+        vip = checks.ip(service.ip, service.label)
         for port in service.ports:
             if (vip, port) in binds:
                 raise ValueError(f"{service.label}: {service.ip} port {port} is already bound")

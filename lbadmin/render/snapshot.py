@@ -123,3 +123,85 @@ class SslTermination:
 @dataclass(frozen=True)
 class StunnelSnapshot:
     terminations: tuple[SslTermination, ...] = ()  # sorted by label
+
+
+# --- Layer 4 (keepalived driving IPVS) ----------------------------------------------------------
+
+
+class L4Protocol(StrEnum):
+    TCP = "tcp"
+    UDP = "udp"
+    TCP_UDP = "tcp_udp"  # one IPVS service per protocol, same servers
+
+
+class Forwarding(StrEnum):
+    NAT = "nat"  # the guide's choice for the Lync Edge pools
+    DR = "dr"  # direct routing: not supported for Lync (the guide)
+    TUNNEL = "tun"  # IP-in-IP tunnel
+
+
+class Scheduler(StrEnum):
+    WLC = "wlc"  # weighted least connections (the default)
+    RR = "rr"  # round robin
+    WRR = "wrr"  # weighted round robin
+    SH = "sh"  # source hashing
+
+
+class L4HealthCheck(StrEnum):
+    CONNECT = "connect"  # connect to the check port (TCP), or a UDP probe for UDP services
+    HTTP = "http"  # HTTP GET of check_path, expecting check_status
+    HTTPS = "https"  # the same over TLS
+    NONE = "none"  # always considered up
+
+
+@dataclass(frozen=True)
+class L4RealServer:
+    label: str
+    ip: str
+    port: int | None  # None: the virtual service's port (required for multi-port services)
+    weight: int = 100  # 0..65535 for IPVS; the WebUI allows 0..256 like Layer 7
+    min_connections: int = 0  # IPVS lower threshold (0 = none)
+    max_connections: int = 0  # IPVS upper threshold (0 = unlimited)
+    state: AdminState = AdminState.ONLINE  # drain: weight 0; halt: left out of the service
+
+
+@dataclass(frozen=True)
+class L4VirtualService:
+    label: str
+    ip: str
+    ports: tuple[int, ...]  # sorted, unique (a list or range expanded), 1..65535
+    protocol: L4Protocol = L4Protocol.TCP
+    forwarding: Forwarding = Forwarding.NAT
+    persistence: bool = True
+    persistence_timeout_s: int = 300
+    scheduler: Scheduler = Scheduler.WLC
+    health_check: L4HealthCheck = L4HealthCheck.CONNECT
+    check_port: int | None = None  # None: each real server's own port
+    check_path: str = "/"  # HTTP/HTTPS checks
+    check_status: int = 200  # HTTP/HTTPS checks: the expected status code
+    check_interval_s: int = 10
+    check_timeout_s: int = 5
+    real_servers: tuple[L4RealServer, ...] = ()
+
+
+@dataclass(frozen=True)
+class VrrpInstance:
+    """The floating addresses of an HA pair on one interface (keepalived vrrp_instance,
+    VRRPv3, unicast to the peer, both nodes start as BACKUP)."""
+
+    name: str  # [A-Za-z0-9_-]{1,32}, e.g. "VI_eth0"
+    interface: str  # a real interface name of this node: [A-Za-z0-9_.-]{1,15}
+    virtual_router_id: int  # 1..255, the same on both nodes
+    priority: int  # 1..254: the master node higher than the slave
+    local_ip: str  # this node's address on the interface (unicast_src_ip)
+    peer_ip: str  # the other node's address (unicast_peer)
+    addresses: tuple[str, ...]  # the floating VIPs on this interface, canonical, sorted
+    advert_interval_ms: int = 100  # sub-second adverts (VRRPv3 counts centiseconds)
+    preempt: bool = False  # a node that comes back does not take the addresses back
+
+
+@dataclass(frozen=True)
+class KeepalivedSnapshot:
+    services: tuple[L4VirtualService, ...] = ()  # sorted by label
+    router_id: str = "lbadmin"
+    vrrp: tuple[VrrpInstance, ...] = ()  # none on a node that is not in a pair

@@ -23,6 +23,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
+from lbadmin.render import checks
 from lbadmin.render.snapshot import SslMode, SslTermination, StunnelSnapshot
 
 if TYPE_CHECKING:
@@ -53,30 +54,15 @@ _MIN_VERSION = {
 }
 
 # fullmatch, not ^...$: "$" also matches before a trailing newline.
-_LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _INSTANCE = re.compile(r"ssl-[0-9a-f]{12}")
 # OpenSSL cipher-string syntax: names, separators and the operators ! + - @ =; no spaces.
 CIPHER_LIST = re.compile(r"[A-Za-z0-9_.:+!@=-]{1,1024}")
-_SAFE_PATH = re.compile(r"/[A-Za-z0-9._/@+-]*")
 
 
 def termination_instance(label: str) -> str:
     """The stunnel instance name of a termination: stable for its label (so revisions, export
     and the HA peer agree) and safe in file and socket names whatever the label holds."""
     return "ssl-" + hashlib.sha256(label.encode()).hexdigest()[:12]
-
-
-def _label(value: str) -> str:
-    if not isinstance(value, str) or not _LABEL.fullmatch(value):
-        raise ValueError(f"invalid SSL termination label: {value!r}")
-    return value
-
-
-def _path(value: object) -> str:
-    text = str(value)
-    if not _SAFE_PATH.fullmatch(text):
-        raise ValueError(f"unsafe path for a config file: {text!r}")
-    return text
 
 
 def _accept(ip: str, port: int, label: str) -> str:
@@ -112,25 +98,25 @@ def _tls_lines(termination: SslTermination) -> list[str]:
 
 def render_termination(termination: SslTermination, layout: RuntimeLayout) -> str:
     """The complete configuration of one termination's stunnel instance."""
-    label = _label(termination.label)
+    label = checks.label(termination.label, "SSL termination")
     instance = termination.instance
     if instance != termination_instance(label) or not _INSTANCE.fullmatch(instance):
         raise ValueError(f"{label}: instance name {instance!r} does not match its label")
     lines = [
         HEADER,
         f"; SSL termination {label}",
-        f"pid = {_path(layout.stunnel_instance_pid(instance))}",
+        f"pid = {checks.safe_path(layout.stunnel_instance_pid(instance))}",
         "foreground = no",
         # The engine reads this log to confirm reloads; syslog would split it.
-        f"output = {_path(layout.stunnel_instance_log(instance))}",
+        f"output = {checks.safe_path(layout.stunnel_instance_log(instance))}",
         "syslog = no",
         "",
         f"[{label}]",
         f"accept = {_accept(termination.ip, termination.port, label)}",
-        f"connect = {_path(termination.target_socket)}",
+        f"connect = {checks.safe_path(termination.target_socket)}",
         # The client's address travels to HAProxy (`accept-proxy` on its unix bind).
         "protocol = proxy",
-        f"cert = {_path(termination.certificate_file)}",
+        f"cert = {checks.safe_path(termination.certificate_file)}",
         *_tls_lines(termination),
         # Close at once when either side closes, as HTTP clients expect.
         "TIMEOUTclose = 0",

@@ -1,0 +1,726 @@
+"""render_keepalived: golden files, `keepalived -t` on each, determinism, hostile values.
+
+The golden files are the review surface: read them when they change. To rewrite them after an
+intended change of the renderer:
+
+    UPDATE_GOLDEN=1 .venv/bin/pytest tests/render/test_keepalived_golden.py
+
+Without UPDATE_GOLDEN nothing is written; a mismatch fails with a diff.
+
+This kernel has no IPVS, so keepalived cannot run these virtual servers here; `keepalived -t`
+still parses and validates them fully (measured below: it exits 5 on any config error).
+"""
+
+import dataclasses
+import difflib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lbadmin.engines.daemons import RuntimeLayout, find_binary
+from lbadmin.render.bootstrap import render_keepalived_bootstrap
+from lbadmin.render.keepalived import render_keepalived
+from lbadmin.render.snapshot import (
+    AdminState,
+    Forwarding,
+    KeepalivedSnapshot,
+    L4HealthCheck,
+    L4Protocol,
+    L4RealServer,
+    L4VirtualService,
+    Scheduler,
+)
+
+GOLDEN_DIR = Path(__file__).parent / "golden_keepalived"
+ROOT = Path(__file__).resolve().parents[2]
+LAYOUT = RuntimeLayout.under(Path("/var/lib/lbadmin"))
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+# What keepalived 2.2.7 exits with for a config error (measured; also its docs' KEEPALIVED_
+# EXIT_CONFIG).
+KEEPALIVED_CONFIG_ERROR = 5
+
+
+def edge(vip: str, label: str, port: int, servers: tuple[str, str], **changes: object):
+    """One Edge pool VIP as the guide builds it: NAT, source-IP persistence, EDGE-1 and EDGE-2
+    on the VIP's port, weight 100, minimum/maximum connections 0."""
+    return L4VirtualService(
+        label=label,
+        ip=vip,
+        ports=(port,),
+        forwarding=Forwarding.NAT,
+        persistence=True,
+        real_servers=(
+            L4RealServer("EDGE-1", servers[0], port),
+            L4RealServer("EDGE-2", servers[1], port),
+        ),
+        **changes,
+    )
+
+
+INTERNAL_SERVERS = ("192.168.100.10", "192.168.100.11")
+EXTERNAL_SERVERS = ("10.20.1.10", "10.20.1.11")
+
+# The guide, STEP 4: the internal Edge pool, all on 192.168.10.10, persistence timeout 1800.
+INTERNAL_EDGE = tuple(
+    edge(
+        "192.168.10.10",
+        label,
+        port,
+        INTERNAL_SERVERS,
+        protocol=protocol,
+        persistence_timeout_s=1800,
+    )
+    for label, port, protocol in (
+        ("IntEdgeAccess5061", 5061, L4Protocol.TCP),
+        ("IntEdgeWebConf8057", 8057, L4Protocol.TCP),
+        ("IntEdgeAv443", 443, L4Protocol.TCP),
+        ("IntEdgeAv3478", 3478, L4Protocol.UDP),
+        ("IntEdgeAv5062", 5062, L4Protocol.TCP),
+    )
+)
+# STEP 5: the external Edge pool on three addresses. The guide's steps for it set no
+# persistence timeout, so the appliance's default (300 s) applies.
+EXTERNAL_EDGE = tuple(
+    edge(vip, label, port, EXTERNAL_SERVERS, protocol=protocol)
+    for label, vip, port, protocol in (
+        ("ExtEdgeAccess443", "10.25.1.10", 443, L4Protocol.TCP),
+        ("ExtEdgeAccess5061", "10.25.1.10", 5061, L4Protocol.TCP),
+        ("ExtEdgeAccess5269", "10.25.1.10", 5269, L4Protocol.TCP),  # Lync 2013 only
+        ("ExtEdgeWeb443", "10.25.1.11", 443, L4Protocol.TCP),
+        ("ExtEdgeAv443", "10.25.1.12", 443, L4Protocol.TCP),
+        ("ExtEdgeAv3478", "10.25.1.12", 3478, L4Protocol.UDP),
+    )
+)
+
+WEB = L4VirtualService(
+    label="web",
+    ip="192.0.2.10",
+    ports=(80,),
+    real_servers=(
+        L4RealServer("web1", "192.0.2.11", 80),
+        L4RealServer("web2", "192.0.2.12", 80, weight=50),
+    ),
+)
+
+
+def web(label: str, last_octet: int, **changes: object) -> L4VirtualService:
+    values: dict = {"label": label, "ip": f"192.0.2.{last_octet}", **changes}
+    return dataclasses.replace(WEB, **values)
+
+
+CASES: dict[str, KeepalivedSnapshot] = {
+    "empty": KeepalivedSnapshot(),
+    # STEP 4 and STEP 5 together, sorted by label as the snapshot builder does.
+    "lync_edge": KeepalivedSnapshot(
+        services=tuple(sorted(INTERNAL_EDGE + EXTERNAL_EDGE, key=lambda s: s.label))
+    ),
+    "router_id": KeepalivedSnapshot(router_id="lb-01.example_net", services=(WEB,)),
+    "schedulers": KeepalivedSnapshot(
+        services=tuple(
+            web(scheduler.value, 20 + i, scheduler=scheduler)
+            for i, scheduler in enumerate(Scheduler)
+        )
+    ),
+    "forwarding": KeepalivedSnapshot(
+        services=(
+            web("nat", 30, forwarding=Forwarding.NAT),
+            # DR and TUN keep the port: port-less servers take the block's.
+            web(
+                "dr",
+                31,
+                forwarding=Forwarding.DR,
+                ports=(80, 443),
+                real_servers=(
+                    L4RealServer("dr1", "192.0.2.11", None),
+                    L4RealServer("dr2", "192.0.2.12", None),
+                ),
+            ),
+            web("tun", 32, forwarding=Forwarding.TUNNEL),
+            # IPVS tunnels IPv6 to IPv4 real servers (keepalived accepts it for TUN only).
+            web(
+                "tun-6to4",
+                0,
+                ip="2001:db8::32",
+                forwarding=Forwarding.TUNNEL,
+            ),
+        )
+    ),
+    "persistence_off": KeepalivedSnapshot(
+        services=(web("no-persistence", 40, persistence=False, persistence_timeout_s=1800),)
+    ),
+    "persistence_bounds": KeepalivedSnapshot(
+        services=(
+            web("one-second", 41, persistence_timeout_s=1),
+            web("thirty-one-days", 42, persistence_timeout_s=86400 * 31),
+        )
+    ),
+    "tcp_udp": KeepalivedSnapshot(
+        services=(
+            web("dns", 50, ports=(53,), protocol=L4Protocol.TCP_UDP, real_servers=()),
+            web(
+                "sip",
+                51,
+                ports=(5060, 5061),
+                protocol=L4Protocol.TCP_UDP,
+                real_servers=(
+                    L4RealServer("sip1", "192.0.2.52", None),
+                    L4RealServer("sip2", "192.0.2.53", 15060),
+                ),
+            ),
+        )
+    ),
+    "port_list": KeepalivedSnapshot(
+        services=(
+            web(
+                "multi-port",
+                60,
+                ports=(5061, 135, 443),  # rendered in port order
+                check_port=5061,
+                real_servers=(
+                    L4RealServer("fe1", "192.0.2.61", None),
+                    L4RealServer("fe2", "192.0.2.62", None),
+                ),
+            ),
+        )
+    ),
+    "check_connect_port": KeepalivedSnapshot(
+        services=(
+            web("tcp-check-port", 70, check_port=8080, check_interval_s=3, check_timeout_s=2),
+            web(
+                "udp-check-port",
+                71,
+                ports=(3478,),
+                protocol=L4Protocol.UDP,
+                check_port=3479,
+                real_servers=(L4RealServer("av1", "192.0.2.72", 3478),),
+            ),
+        )
+    ),
+    "check_http": KeepalivedSnapshot(
+        services=(
+            web(
+                "http-check",
+                80,
+                health_check=L4HealthCheck.HTTP,
+                check_path="/health/status.html?probe=lbadmin&x=%2F~a,b:c@d+e-f_g",
+                check_status=204,
+            ),
+            # HTTP check of a UDP service: keepalived connects over TCP to the check port.
+            web(
+                "http-check-udp",
+                81,
+                protocol=L4Protocol.UDP,
+                health_check=L4HealthCheck.HTTP,
+                check_port=8080,
+            ),
+        )
+    ),
+    "check_https": KeepalivedSnapshot(
+        services=(
+            web(
+                "https-check",
+                90,
+                ports=(443,),
+                health_check=L4HealthCheck.HTTPS,
+                check_path="/" + "a" * 254,
+                check_status=301,
+                check_timeout_s=3600,
+                check_interval_s=3600,
+                real_servers=(L4RealServer("s1", "192.0.2.91", 4443),),
+            ),
+        )
+    ),
+    "check_none": KeepalivedSnapshot(
+        services=(
+            # Leftover check settings of another kind are ignored.
+            web("no-check", 100, health_check=L4HealthCheck.NONE, check_port=8080),
+        )
+    ),
+    "thresholds": KeepalivedSnapshot(
+        services=(
+            web(
+                "thresholds",
+                110,
+                real_servers=(
+                    L4RealServer(
+                        "both", "192.0.2.111", 80, min_connections=10, max_connections=100
+                    ),
+                    L4RealServer("upper-only", "192.0.2.112", 80, max_connections=500),
+                    L4RealServer("lower-only", "192.0.2.113", 80, min_connections=5),
+                    L4RealServer("equal", "192.0.2.114", 80, min_connections=7, max_connections=7),
+                    L4RealServer("none", "192.0.2.115", 80),
+                    L4RealServer(
+                        "extremes", "192.0.2.116", 80, weight=65535, max_connections=2**32 - 1
+                    ),
+                ),
+            ),
+        )
+    ),
+    # System Overview's drain and halt, as they must survive a restart.
+    "admin_states": KeepalivedSnapshot(
+        services=(
+            web(
+                "states",
+                120,
+                real_servers=(
+                    L4RealServer("rip1", "192.0.2.121", 80, state=AdminState.DRAIN),
+                    L4RealServer("rip2", "192.0.2.122", 80, state=AdminState.HALT),
+                    L4RealServer("rip3", "192.0.2.123", 80),
+                    L4RealServer("rip4", "192.0.2.124", 80, weight=0),
+                ),
+            ),
+            # Every server halted: keepalived would ignore the virtual server (and -t fails).
+            web(
+                "all-halted",
+                125,
+                real_servers=(
+                    L4RealServer("h1", "192.0.2.126", 80, state=AdminState.HALT),
+                    L4RealServer("h2", "192.0.2.127", 80, state=AdminState.HALT),
+                ),
+            ),
+            web("no-servers", 128, real_servers=()),
+        )
+    ),
+    "ipv6": KeepalivedSnapshot(
+        services=(
+            L4VirtualService(
+                label="v6-edge",
+                ip="2001:db8::10",
+                ports=(443, 3478),
+                protocol=L4Protocol.TCP_UDP,
+                persistence_timeout_s=1800,
+                real_servers=(
+                    L4RealServer("v6-1", "2001:db8:100::10", None),
+                    L4RealServer("v6-2", "2001:db8:100::11", None, weight=50),
+                ),
+            ),
+            L4VirtualService(
+                label="v6-http",
+                ip="2001:db8::20",
+                ports=(80,),
+                forwarding=Forwarding.DR,
+                scheduler=Scheduler.SH,
+                health_check=L4HealthCheck.HTTP,
+                check_path="/",
+                real_servers=(L4RealServer("v6-3", "::1", 80),),
+            ),
+        )
+    ),
+}
+
+
+def keepalived_check(config: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`keepalived -e -t -f` (as lbadmin.engines.daemons runs it) on a file that exists."""
+    binary = find_binary("keepalived")
+    if binary is None:
+        pytest.fail("keepalived is not installed (apt-get install keepalived)")
+    path = tmp_path / "keepalived.conf"
+    path.write_text(config)
+    assert path.is_file()  # -t without -e exits 0 for a missing file
+    return subprocess.run(
+        [binary, "-e", "-t", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden(case: str) -> None:
+    rendered = render_keepalived(CASES[case], LAYOUT)
+    golden = GOLDEN_DIR / f"{case}.conf"
+    if UPDATE:
+        golden.write_text(rendered)
+    assert golden.exists(), f"{golden} missing: run with UPDATE_GOLDEN=1 and review it"
+    expected = golden.read_text()
+    if rendered != expected:
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True),
+                rendered.splitlines(keepends=True),
+                f"golden_keepalived/{case}.conf",
+                "rendered",
+            )
+        )
+        pytest.fail(f"rendered config differs from golden_keepalived/{case}.conf:\n{diff}")
+
+
+def test_no_stale_golden_files() -> None:
+    assert {path.stem for path in GOLDEN_DIR.glob("*.conf")} == set(CASES)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_keepalived_accepts_silently(case: str, tmp_path: Path) -> None:
+    result = keepalived_check(render_keepalived(CASES[case], LAYOUT), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # keepalived reports its "warnings" (config it corrects) the same way as errors.
+    assert result.stdout + result.stderr == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# keepalived -t really parses: what it does with broken files (measured on 2.2.7). These also
+# pin the keepalived behaviour the renderer's refusals rest on: if a later keepalived accepts
+# one of them, the matching refusal can be relaxed.
+
+SERVER = "real_server 192.0.2.11 80 {\n weight 1\n}\n"
+REFUSED_BY_KEEPALIVED = {
+    "unknown scheduler": f"virtual_server 1.2.3.4 80 {{\n lb_algo nonsense\n protocol TCP\n"
+    f"{SERVER}}}\n",
+    "one-line block with unknown scheduler": "virtual_server 1.2.3.4 80 { lb_algo nonsense }\n",
+    "unknown keyword": f"virtual_server 192.0.2.10 80 {{\n protocol TCP\n lb_kind NAT\n"
+    f" lb_algo wlc\n bogus_keyword 3\n{SERVER}}}\n",
+    "no real server": "virtual_server 192.0.2.10 80 {\n lb_algo wlc\n lb_kind NAT\n"
+    " protocol TCP\n}\n",
+    "total weight 0": "virtual_server 192.0.2.10 80 {\n lb_algo wlc\n lb_kind NAT\n"
+    " protocol TCP\n real_server 192.0.2.11 80 {\n weight 0\n }\n}\n",
+    "DR to another port": "virtual_server 192.0.2.10 80 {\n lb_algo wlc\n lb_kind DR\n"
+    " protocol TCP\n real_server 192.0.2.11 8080 {\n weight 1\n }\n}\n",
+    "IPv6 server behind NAT of an IPv4 VIP": "virtual_server 192.0.2.10 80 {\n lb_algo wlc\n"
+    " lb_kind NAT\n protocol TCP\n real_server 2001:db8::11 80 {\n weight 1\n }\n}\n",
+    "duplicate real server": "virtual_server 192.0.2.10 80 {\n lb_algo wlc\n lb_kind NAT\n"
+    f" protocol TCP\n{SERVER}{SERVER}}}\n",
+    "persistence over 31 days": "virtual_server 192.0.2.10 80 {\n lb_algo wlc\n lb_kind NAT\n"
+    f" persistence_timeout 2678401\n protocol TCP\n{SERVER}}}\n",
+    "status code 600": "virtual_server 192.0.2.10 80 {\n lb_algo wlc\n lb_kind NAT\n"
+    " protocol TCP\n real_server 192.0.2.11 80 {\n weight 1\n HTTP_GET {\n url {\n path /\n"
+    " status_code 600\n }\n }\n }\n}\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_BY_KEEPALIVED))
+def test_keepalived_refuses_broken_files(name: str, tmp_path: Path) -> None:
+    result = keepalived_check(REFUSED_BY_KEEPALIVED[name], tmp_path)
+    assert result.returncode == KEEPALIVED_CONFIG_ERROR, result.stderr
+
+
+def test_keepalived_test_mode_and_missing_files(tmp_path: Path) -> None:
+    binary = find_binary("keepalived")
+    assert binary is not None
+    missing = tmp_path / "missing.conf"
+    run = {"capture_output": True, "text": True, "timeout": 30, "check": False}
+    # Plain -t passes a missing file; -e (what the engine adds) makes it an error.
+    assert subprocess.run([binary, "-t", "-f", str(missing)], **run).returncode == 0
+    assert subprocess.run([binary, "-e", "-t", "-f", str(missing)], **run).returncode != 0
+
+
+def test_comment_characters_cut_words(tmp_path: Path) -> None:
+    """Why check paths refuse '#' and '!': keepalived drops the rest of the line even
+    mid-word, so `delay_loop 1#0` reads as `delay_loop 1` (a bad number would fail)."""
+    for text in ("1#0", "1!0"):
+        config = (
+            f"virtual_server 192.0.2.10 80 {{\n delay_loop {text}\n lb_algo wlc\n"
+            f" lb_kind NAT\n protocol TCP\n{SERVER}}}\n"
+        )
+        assert keepalived_check(config, tmp_path).returncode == 0
+    config = f"virtual_server 192.0.2.10 80 {{\n delay_loop 1;0\n protocol TCP\n{SERVER}}}\n"
+    assert keepalived_check(config, tmp_path).returncode == KEEPALIVED_CONFIG_ERROR
+
+
+# ---------------------------------------------------------------------------------------------
+# Content
+
+
+def test_the_bootstrap_is_the_empty_snapshot() -> None:
+    assert render_keepalived_bootstrap(LAYOUT) == render_keepalived(KeepalivedSnapshot(), LAYOUT)
+    assert render_keepalived_bootstrap(LAYOUT, router_id="node-b") == render_keepalived(
+        KeepalivedSnapshot(router_id="node-b"), LAYOUT
+    )
+
+
+def blocks(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("virtual_server ")]
+
+
+def test_lync_edge_key_lines() -> None:
+    text = render_keepalived(CASES["lync_edge"], LAYOUT)
+    assert len(blocks(text)) == 11
+    section = text[text.index("# Virtual service IntEdgeAv3478\n") :]
+    section = section[: section.index("\n}\n")]
+    assert section.splitlines() == [
+        "# Virtual service IntEdgeAv3478",
+        "virtual_server 192.168.10.10 3478 {",
+        "    delay_loop 10",
+        "    lb_algo wlc",
+        "    lb_kind NAT",
+        "    persistence_timeout 1800",
+        "    protocol UDP",
+        "    retry 2",
+        "    delay_before_retry 2",
+        "    # EDGE-1",
+        "    real_server 192.168.100.10 3478 {",
+        "        weight 100",
+        "        UDP_CHECK {",
+        "            connect_port 3478",
+        "            connect_timeout 5",
+        "        }",
+        "    }",
+        "    # EDGE-2",
+        "    real_server 192.168.100.11 3478 {",
+        "        weight 100",
+        "        UDP_CHECK {",
+        "            connect_port 3478",
+        "            connect_timeout 5",
+        "        }",
+        "    }",
+    ]
+    assert "virtual_server 10.25.1.12 3478 {" in blocks(text)
+    assert text.count("TCP_CHECK {") == 18 and text.count("UDP_CHECK {") == 4
+    assert text.count("persistence_timeout 1800") == 5
+    assert text.count("persistence_timeout 300") == 6
+    assert "threshold" not in text
+
+
+def test_block_order_is_service_then_port_then_tcp_before_udp() -> None:
+    text = render_keepalived(CASES["tcp_udp"], LAYOUT)
+    protocols = [line.strip() for line in text.splitlines() if line.strip().startswith("protocol")]
+    # dns has no real server: left out, with a comment saying so.
+    assert blocks(text) == [
+        "virtual_server 192.0.2.51 5060 {",
+        "virtual_server 192.0.2.51 5060 {",
+        "virtual_server 192.0.2.51 5061 {",
+        "virtual_server 192.0.2.51 5061 {",
+    ]
+    assert protocols == ["protocol TCP", "protocol UDP"] * 2
+    assert "# Virtual service dns: no real server in service" in text
+    ports = render_keepalived(CASES["port_list"], LAYOUT)
+    assert blocks(ports) == [f"virtual_server 192.0.2.60 {p} {{" for p in (135, 443, 5061)]
+    assert ports.count("connect_port 5061") == 6
+
+
+def test_admin_states() -> None:
+    text = render_keepalived(CASES["admin_states"], LAYOUT)
+    assert "real_server 192.0.2.122" not in text
+    assert "    # rip2: halted, left out\n" in text
+    assert "    # rip1: drained\n    real_server 192.0.2.121 80 {\n        weight 0\n" in text
+    assert "    real_server 192.0.2.123 80 {\n        weight 100\n" in text
+    assert blocks(text) == ["virtual_server 192.0.2.120 80 {"]
+    assert "# Virtual service all-halted: no real server in service" in text
+
+
+def test_rendering_is_deterministic() -> None:
+    for snapshot in CASES.values():
+        assert render_keepalived(snapshot, LAYOUT) == render_keepalived(snapshot, LAYOUT)
+    rebuilt = KeepalivedSnapshot(
+        services=tuple(dataclasses.replace(s) for s in CASES["lync_edge"].services)
+    )
+    expected = render_keepalived(CASES["lync_edge"], LAYOUT)
+    assert render_keepalived(rebuilt, LAYOUT) == expected
+    # Other hash seeds (set iteration) give the same bytes.
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from lbadmin.engines.daemons import RuntimeLayout\n"
+        "from lbadmin.render.keepalived import render_keepalived\n"
+        "from tests.render.test_keepalived_golden import CASES\n"
+        "sys.stdout.write(render_keepalived(CASES['lync_edge'], "
+        "RuntimeLayout.under(Path('/var/lib/lbadmin'))))\n"
+    )
+    for seed in ("1", "2"):
+        output = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert output == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile values: each one raises ValueError before anything is rendered.
+
+
+def one_service(**changes: object) -> KeepalivedSnapshot:
+    return KeepalivedSnapshot(services=(dataclasses.replace(WEB, **changes),))
+
+
+def one_server(**changes: object) -> KeepalivedSnapshot:
+    server = dataclasses.replace(WEB.real_servers[0], **changes)
+    return one_service(real_servers=(server, WEB.real_servers[1]))
+
+
+def http_check(path: str) -> KeepalivedSnapshot:
+    return one_service(health_check=L4HealthCheck.HTTP, check_path=path)
+
+
+HOSTILE_LABELS = [
+    'web\n    notify_master "/bin/sh -c id"',
+    'web\nnotify_up "/bin/sh -c id"',
+    "web\n",
+    "web#x",
+    "web!x",
+    "web x",
+    "web{",
+    'web"',
+    "web$x",
+    "",
+    "x" * 65,
+    "wéb",
+    None,
+]
+HOSTILE_IPS = [
+    "192.0.2.10 80",
+    "192.0.2.10\n",
+    " 192.0.2.10",
+    "192.0.2.10:80",
+    "[2001:db8::1]",
+    "2001:DB8::1",  # not canonical
+    "2001:db8:0::1",  # not canonical
+    "fe80::1%eth0",
+    "010.0.0.10",
+    "192.0.2.10#",
+    "localhost",
+    "",
+    None,
+]
+HOSTILE_PATHS = [
+    "/a b",
+    "/a\tb",
+    "/a#b",
+    "/a!b",
+    "/a{b",
+    "/a}b",
+    "/a$b",
+    "/${HOME}",
+    "/a\nb",
+    '/a"b',
+    "/a'b",
+    "/a\\b",
+    "/a;b",
+    "/a\x00b",
+    "/a\x7fb",
+    "/é",
+    "health",
+    "",
+    "/" + "a" * 255,  # 256 characters
+    None,
+]
+
+HOSTILE_SNAPSHOTS: dict[str, KeepalivedSnapshot] = {
+    **{f"service label {v!r}": one_service(label=v) for v in HOSTILE_LABELS},
+    **{f"server label {v!r}": one_server(label=v) for v in HOSTILE_LABELS},
+    **{f"vip {v!r}": one_service(ip=v) for v in HOSTILE_IPS},
+    **{f"server ip {v!r}": one_server(ip=v) for v in HOSTILE_IPS},
+    **{f"vip port {v!r}": one_service(ports=(v,)) for v in (0, 65536, -1, "80", True, 80.0)},
+    "no vip port": one_service(ports=()),
+    "vip port twice": one_service(ports=(80, 80)),
+    "ports as a bare string": one_service(ports="80"),
+    "ports as a list": one_service(ports=[80]),
+    "real servers as a bare string": one_service(real_servers="web1"),
+    "services as a bare string": KeepalivedSnapshot(services="web"),
+    **{f"server port {v!r}": one_server(port=v) for v in (0, 65536, "80", True)},
+    **{f"check port {v!r}": one_service(check_port=v) for v in (0, 65536, "80", True)},
+    **{f"weight {v!r}": one_server(weight=v) for v in (-1, 65536, 1.5, "100", True)},
+    **{
+        f"min connections {v!r}": one_server(min_connections=v)
+        for v in (-1, 2**32, "0", False, 0.0)
+    },
+    **{
+        f"max connections {v!r}": one_server(max_connections=v)
+        for v in (-1, 2**32, "0", False, 0.0)
+    },
+    "min connections over max": one_server(min_connections=11, max_connections=10),
+    **{
+        f"persistence timeout {v!r}": one_service(persistence_timeout_s=v)
+        for v in (0, -1, 86400 * 31 + 1, "1800", True)
+    },
+    "persistence not a bool": one_service(persistence="yes"),
+    **{f"check interval {v!r}": one_service(check_interval_s=v) for v in (0, 3601, "10", True)},
+    **{f"check timeout {v!r}": one_service(check_timeout_s=v) for v in (0, 3601, "5", 1.0)},
+    **{f"check path {v!r}": http_check(v) for v in HOSTILE_PATHS},
+    "https check path": one_service(health_check=L4HealthCheck.HTTPS, check_path="/a#b"),
+    **{
+        f"check status {v!r}": one_service(health_check=L4HealthCheck.HTTP, check_status=v)
+        for v in (99, 600, 0, "200", True)
+    },
+    "unknown protocol": one_service(protocol="sctp"),
+    "unknown forwarding": one_service(forwarding="masq"),
+    "unknown scheduler": one_service(scheduler="lc"),
+    "unknown health check": one_service(health_check="ping"),
+    "unknown admin state": one_server(state="maint"),
+    **{
+        f"router_id {v!r}": KeepalivedSnapshot(router_id=v)
+        for v in (
+            "lb\n}\nvrrp_script x {",
+            "lb 01",
+            "lb#01",
+            "lb:01",
+            "lb$x",
+            "",
+            "x" * 65,
+            None,
+        )
+    },
+    # Combinations keepalived refuses (see REFUSED_BY_KEEPALIVED).
+    "duplicate service label": KeepalivedSnapshot(
+        services=(WEB, dataclasses.replace(WEB, ip="192.0.2.99"))
+    ),
+    "same ip, port and protocol twice": KeepalivedSnapshot(
+        services=(WEB, dataclasses.replace(WEB, label="web-2"))
+    ),
+    "same ip and port, TCP_UDP over UDP": KeepalivedSnapshot(
+        services=(
+            dataclasses.replace(WEB, protocol=L4Protocol.UDP),
+            dataclasses.replace(WEB, label="web-2", ports=(80, 443), protocol=L4Protocol.TCP_UDP),
+        )
+    ),
+    "duplicate server label": one_service(
+        real_servers=(WEB.real_servers[0], dataclasses.replace(WEB.real_servers[1], label="web1"))
+    ),
+    "duplicate server address": one_service(
+        real_servers=(WEB.real_servers[0], dataclasses.replace(WEB.real_servers[0], label="x"))
+    ),
+    "port-less server duplicating a server on the block port": one_service(
+        real_servers=(
+            WEB.real_servers[0],
+            dataclasses.replace(WEB.real_servers[0], label="x", port=None),
+        )
+    ),
+    "DR to another port": one_service(
+        forwarding=Forwarding.DR, real_servers=(L4RealServer("a", "192.0.2.11", 8080),)
+    ),
+    "TUN to another port": one_service(
+        forwarding=Forwarding.TUNNEL,
+        ports=(80, 443),
+        real_servers=(L4RealServer("a", "192.0.2.11", 80),),
+    ),
+    "IPv6 server behind NAT of an IPv4 VIP": one_server(ip="2001:db8::11"),
+    "IPv4 server behind DR of an IPv6 VIP": one_service(
+        ip="2001:db8::10", forwarding=Forwarding.DR
+    ),
+    "every server drained": one_service(
+        real_servers=tuple(dataclasses.replace(s, state=AdminState.DRAIN) for s in WEB.real_servers)
+    ),
+    "every server in service at weight 0": one_service(
+        real_servers=(
+            dataclasses.replace(WEB.real_servers[0], weight=0),
+            dataclasses.replace(WEB.real_servers[1], state=AdminState.HALT),
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_SNAPSHOTS))
+def test_hostile_values_raise(name: str) -> None:
+    with pytest.raises(ValueError):
+        render_keepalived(HOSTILE_SNAPSHOTS[name], LAYOUT)
+
+
+def test_not_a_snapshot_raises() -> None:
+    with pytest.raises(ValueError):
+        render_keepalived(WEB, LAYOUT)  # type: ignore[arg-type]
+
+
+def test_unused_fields_do_not_block_an_apply() -> None:
+    """Settings of another health check are not rendered, so they are not refused either."""
+    snapshot = one_service(
+        health_check=L4HealthCheck.NONE, check_path="leftover", check_status=0, check_timeout_s=0
+    )
+    assert "CHECK" not in render_keepalived(snapshot, LAYOUT)
+    snapshot = one_service(persistence=False, persistence_timeout_s=0)
+    assert "persistence_timeout" not in render_keepalived(snapshot, LAYOUT)
