@@ -11,10 +11,12 @@ import ssl
 
 from django.core.exceptions import ValidationError
 
+from lbadmin.render.checks import LABEL
 from lbadmin.render.haproxy import manual_line_problem
+from lbadmin.render.keepalived import CHECK_PATH
 from lbadmin.render.stunnel import CIPHER_LIST
 
-LABEL_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+LABEL_RE = LABEL  # the renderers check labels against the same pattern
 PORT_RE = re.compile(r"[0-9]{1,5}")
 # RFC 6265 token characters, less the ones HAProxy's parser gives a meaning to
 # ('#' comment, quotes, '$' environment expansion, '%' log-format, backslash escapes).
@@ -77,6 +79,64 @@ def clean_port_list(value: str) -> tuple[int, ...]:
             f"At most {MAX_PORTS_PER_SERVICE} ports per virtual service.", code="ports"
         )
     return tuple(sorted(ports))
+
+
+def clean_port_ranges(value: str) -> tuple[int, ...]:
+    """'5060-5062, 5065' -> (5060, 5061, 5062, 5065): ports and ranges, comma-separated."""
+    if not value:
+        raise ValidationError("Enter a port, a list or a range.", code="ports")
+    ports: list[int] = []
+    for part in value.split(","):
+        first, dash, last = part.strip(" ").partition("-")
+        if not dash:
+            ports.append(clean_port(first))
+            continue
+        low, high = clean_port(first), clean_port(last)
+        if low >= high:
+            raise ValidationError(
+                f"“{_shown(part.strip())}” is not a range: write the lower port first.",
+                code="ports",
+            )
+        if high - low >= MAX_PORTS_PER_SERVICE:
+            raise ValidationError(
+                f"At most {MAX_PORTS_PER_SERVICE} ports per virtual service.", code="ports"
+            )
+        ports.extend(range(low, high + 1))
+    if len(set(ports)) != len(ports):
+        raise ValidationError("A port is listed twice.", code="ports")
+    if len(ports) > MAX_PORTS_PER_SERVICE:
+        raise ValidationError(
+            f"At most {MAX_PORTS_PER_SERVICE} ports per virtual service.", code="ports"
+        )
+    return tuple(sorted(ports))
+
+
+def format_port_ranges(ports: tuple[int, ...]) -> str:
+    """(5060, 5061, 5062, 5065) -> '5060-5062,5065': how a port list is shown."""
+    parts: list[str] = []
+    start = previous = None
+    for port in [*sorted(ports), None]:
+        if start is not None and port == previous + 1:
+            previous = port
+            continue
+        if start is not None:
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = port
+    return ",".join(parts)
+
+
+# An HTTP(S) health-check path as keepalived reads it unquoted (see render.keepalived).
+CHECK_PATH_RE = CHECK_PATH
+
+
+def clean_check_path(value: str) -> str:
+    if not CHECK_PATH_RE.fullmatch(value):
+        raise ValidationError(
+            "Start with / and use letters, digits and . _ ~ % / ? & = + , : @ - only "
+            "(no spaces), at most 255 characters.",
+            code="path",
+        )
+    return value
 
 
 def clean_cookie_name(value: str) -> str:
@@ -148,6 +208,11 @@ def clean_manual_lines(value: str) -> tuple[str, ...]:
     return tuple(lines)
 
 
+# Cipher-string words that select no encryption (NULL), no authentication (anonymous DH),
+# export-grade or broken ciphers, or lower OpenSSL's security level.
+WEAK_CIPHER_WORDS = ("NULL", "ADH", "AECDH", "EXP", "RC4", "MD5", "@SECLEVEL", "DES-CBC-")
+
+
 def clean_cipher_list(value: str) -> str:
     """An OpenSSL cipher list for TLS 1.2 and older ("ECDHE-RSA-AES128-GCM-SHA256:..."):
     only cipher-string characters, and OpenSSL itself must find at least one cipher in it."""
@@ -157,14 +222,28 @@ def clean_cipher_list(value: str) -> str:
             "no spaces), at most 1024 characters.",
             code="ciphers",
         )
+    # Only what the list adds counts: "!aNULL" (remove) and "-x" (take out) are good practice.
+    added = [part.upper() for part in value.split(":") if not part.startswith(("!", "-"))]
+    weak = [word for word in WEAK_CIPHER_WORDS if any(word in part for part in added)]
+    if weak:
+        raise ValidationError(
+            f"“{weak[0]}” selects ciphers without encryption, without authentication or known "
+            "to be broken: remove it.",
+            code="ciphers",
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(value)
+        context.set_ciphers(value)
     except ssl.SSLError:
         raise ValidationError(
             f"OpenSSL knows no cipher in “{_shown(value)}”: check the names "
             "(openssl ciphers -v lists them).",
             code="ciphers",
         ) from None
+    # TLS 1.3 suites are not chosen by this list; a list that leaves no TLS 1.2 cipher would
+    # lock out every TLS 1.2 client.
+    if not any(cipher["protocol"] == "TLSv1.2" for cipher in context.get_ciphers()):
+        raise ValidationError("The list leaves no cipher for TLS 1.2 clients.", code="ciphers")
     return value
 
 

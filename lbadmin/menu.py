@@ -22,6 +22,8 @@ MENU: tuple[MenuSection, ...] = (
     MenuSection(
         "Cluster Configuration",
         items=(
+            MenuItem("Layer 4 – Virtual Services", "lbadmin:l4_services"),
+            MenuItem("Layer 4 – Real Servers", "lbadmin:l4_servers"),
             MenuItem("Layer 7 – Virtual Services", "lbadmin:l7_services"),
             MenuItem("Layer 7 – Real Servers", "lbadmin:l7_servers"),
             MenuItem("Layer 7 – Advanced Configuration", "lbadmin:l7_advanced"),
@@ -39,6 +41,7 @@ MENU: tuple[MenuSection, ...] = (
     MenuSection(
         "View Configuration",
         items=(
+            MenuItem("Layer 4 (keepalived.conf)", "lbadmin:view_keepalived"),
             MenuItem("Layer 7 (haproxy.cfg)", "lbadmin:view_haproxy"),
             MenuItem("SSL Termination (stunnel)", "lbadmin:view_stunnel"),
             MenuItem("Pending Changes", "lbadmin:view_pending"),

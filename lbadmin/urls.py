@@ -1,6 +1,16 @@
 from django.urls import path
 
-from lbadmin.views import auth, certificates, config, health, l7, overview, pages, terminations
+from lbadmin.views import (
+    auth,
+    certificates,
+    config,
+    health,
+    l4,
+    l7,
+    overview,
+    pages,
+    terminations,
+)
 
 app_name = "lbadmin"
 
@@ -21,6 +31,16 @@ urlpatterns = [
     path("cluster/l7/servers/<int:pk>/modify/", l7.server_modify, name="l7_server_modify"),
     path("cluster/l7/servers/<int:pk>/delete/", l7.server_delete, name="l7_server_delete"),
     path("cluster/l7/advanced/", l7.advanced, name="l7_advanced"),
+    # Cluster Configuration > Layer 4
+    path("cluster/l4/services/", l4.service_list, name="l4_services"),
+    path("cluster/l4/services/add/", l4.service_add, name="l4_service_add"),
+    path("cluster/l4/services/<int:pk>/modify/", l4.service_modify, name="l4_service_modify"),
+    path("cluster/l4/services/<int:pk>/delete/", l4.service_delete, name="l4_service_delete"),
+    path("cluster/l4/servers/", l4.server_list, name="l4_servers"),
+    path("cluster/l4/services/<int:service_pk>/servers/add/", l4.server_add, name="l4_server_add"),
+    path("cluster/l4/servers/<int:pk>/modify/", l4.server_modify, name="l4_server_modify"),
+    path("cluster/l4/servers/<int:pk>/delete/", l4.server_delete, name="l4_server_delete"),
+    path("overview/l4servers/<int:pk>/state/", overview.l4server_state, name="l4server_state"),
     # Cluster Configuration > SSL Certificate
     path("cluster/certificates/", certificates.certificate_list, name="certificates"),
     path("cluster/certificates/add/", certificates.certificate_add, name="certificate_add"),
@@ -50,6 +70,7 @@ urlpatterns = [
     path("apply/<int:pk>/", config.apply_status, name="apply_status"),
     path("view/haproxy/", config.view_haproxy, name="view_haproxy"),
     path("view/stunnel/", config.view_stunnel, name="view_stunnel"),
+    path("view/keepalived/", config.view_keepalived, name="view_keepalived"),
     path("view/pending/", config.view_pending, name="view_pending"),
     path("view/revisions/", config.revisions, name="view_revisions"),
     path("view/revisions/<int:pk>/", config.revision_detail, name="view_revision"),

@@ -189,6 +189,7 @@ GUIDE = {
     "format": "lbadmin-cluster-config",
     "version": 2,
     "ssl": {"certificates": [], "terminations": []},
+    "layer4": {"virtual_services": []},
     "layer7": {
         "settings": {
             "logging": False, "log_only_errors": False, "redispatch": True,

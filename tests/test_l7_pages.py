@@ -17,7 +17,7 @@ def admin(client, admin_user):
 
 def add_service(client, **data: str):
     form = {"label": "FrontEndPool", "ip": "192.168.10.30", "ports": "135,443,444,5061,5065,5069"}
-    form.update(protocol="tcp", **data)
+    form.update({"protocol": "tcp", **data})
     return client.post("/lbadmin/cluster/l7/services/add/", form)
 
 
@@ -59,7 +59,8 @@ def test_modify_sets_the_check_port_and_cookie_name(admin) -> None:
 
 
 def test_real_servers_blank_port_and_default_weight(admin) -> None:
-    add_service(admin)
+    # The guide's FePoolExtWebSvcs8081: HTTP mode (Re-Encrypt needs it, see below).
+    add_service(admin, label="FePoolExtWebSvcs8081", ports="8081", protocol="http")
     service = VirtualService.objects.get()
     page = admin.get(f"/lbadmin/cluster/l7/services/{service.pk}/servers/add/").content.decode()
     assert 'name="weight" value="100"' in page

@@ -116,6 +116,12 @@ def test_only_http_mode_services_can_be_associated(admin, default_certificate) -
         ({"mode": "custom", "ciphers": "HIGH MEDIUM"}, "ciphers", "no spaces"),
         ({"mode": "custom", "ciphers": "NOT-A-CIPHER"}, "ciphers", "OpenSSL knows no cipher"),
         ({"mode": "custom", "ciphers": ""}, "ciphers", ""),
+        # Accepted by OpenSSL, but without encryption, authentication, or TLS 1.2 at all.
+        ({"mode": "custom", "ciphers": "eNULL:@SECLEVEL=0"}, "ciphers", "remove it"),
+        ({"mode": "custom", "ciphers": "ADH-AES128-SHA"}, "ciphers", "remove it"),
+        ({"mode": "custom", "ciphers": "HIGH:NULL-SHA"}, "ciphers", "remove it"),
+        ({"mode": "custom", "ciphers": "EXPORT"}, "ciphers", "remove it"),
+        ({"mode": "custom", "ciphers": "TLS_AES_128_GCM_SHA256"}, "ciphers", ""),
     ],
 )
 def test_hostile_and_invalid_values_are_refused(
@@ -241,7 +247,7 @@ def test_export_import_carries_certificates_and_terminations(
     ]  # fmt: skip
     config_import(actor=None, document=json.loads(json.dumps(exported)))
     assert config_export() == exported
-    assert ConfigState.load().pending_engines == ["haproxy", "stunnel"]
+    assert ConfigState.load().pending_engines == ["haproxy", "keepalived", "stunnel"]
 
 
 def test_import_refuses_what_it_cannot_use(web8081, default_certificate) -> None:
@@ -272,3 +278,38 @@ def test_import_refuses_what_it_cannot_use(web8081, default_certificate) -> None
 def test_secrets_key_file_stays_out_of_the_export(default_certificate) -> None:
     key = Path(settings.LBADMIN_SECRETS_KEY_FILE).read_text().strip()
     assert key not in json.dumps(config_export())
+
+
+def test_reencrypt_needs_http_mode(admin) -> None:
+    tcp = make_service("Passthrough", "192.168.20.40", "4443", L7Protocol.TCP)
+    response = admin.post(
+        f"/lbadmin/cluster/l7/services/{tcp.pk}/servers/add/",
+        {"label": "FE-1", "ip": "192.168.10.31", "port": "4443", "weight": "100",
+         "reencrypt": "on"},
+    )  # fmt: skip
+    assert "HTTP-mode" in error_of(response, "reencrypt")
+    assert not tcp.real_servers.exists()
+
+
+def test_a_rollback_keeps_certificates_uploaded_since(web8081, default_certificate) -> None:
+    from lbadmin.models import ConfigRevision
+    from lbadmin.services.certificates import certificate_csr_create
+    from lbadmin.services.config import config_rollback
+
+    older = ConfigRevision.objects.create(status="applied", document=config_export())
+    csr = certificate_csr_create(
+        actor=None, label="FE-2026", common_name="lyncweb.example.com", sans=["lyncweb.example.com"]
+    )
+    config_rollback(actor=None, revision=older)
+    kept = SslCertificate.objects.get(label="FE-2026")  # its key exists only here
+    assert kept.key_encrypted and kept.csr_pem == csr.csr_pem
+    # A plain import, by contrast, makes the appliance hold exactly the document's.
+    config_import(actor=None, document=older.document)
+    assert not SslCertificate.objects.filter(label="FE-2026").exists()
+
+
+def test_import_refuses_a_certificate_label_twice(default_certificate) -> None:
+    document = config_export()
+    document["ssl"]["certificates"] *= 2
+    with pytest.raises(ImportRejected, match="already in the document"):
+        config_import(actor=None, document=document)

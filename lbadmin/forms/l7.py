@@ -149,11 +149,20 @@ class VirtualServiceForm(forms.Form):
             )
         if self.instance is not None and data.get("protocol") == L7Protocol.TCP:
             terminations = list(self.instance.ssl_terminations.values_list("label", flat=True))
+            reencrypted = list(
+                self.instance.real_servers.filter(reencrypt=True).values_list("label", flat=True)
+            )
             if terminations:
                 self.add_error(
                     "protocol",
                     f"SSL termination {', '.join(terminations)} sends HTTP to this service: "
                     "it must stay in HTTP mode.",
+                )
+            elif reencrypted:
+                self.add_error(
+                    "protocol",
+                    f"Real server {', '.join(reencrypted)} has Re-Encrypt to Backend, which "
+                    "needs HTTP mode: untick it first.",
                 )
         if data.get("fallback_port") and not data.get("fallback_ip"):
             self.add_error("fallback_ip", "Enter the fallback server's address for its port.")
@@ -271,6 +280,16 @@ class RealServerForm(forms.Form):
 
     def clean_weight(self) -> int:
         return allowlists.clean_weight(self.cleaned_data["weight"])
+
+    def clean_reencrypt(self) -> bool:
+        reencrypt = self.cleaned_data["reencrypt"]
+        if reencrypt and self.virtual_service.protocol == L7Protocol.TCP:
+            # In TCP mode the client's own TLS passes through: encrypting it again breaks it.
+            raise ValidationError(
+                "Re-Encrypt to Backend is for HTTP-mode services (behind an SSL termination); "
+                "in TCP mode the client's own TLS already reaches the server."
+            )
+        return reencrypt
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

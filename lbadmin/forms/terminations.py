@@ -26,6 +26,8 @@ class TerminationForm(forms.Form):
     label = text("Label", required=False, help_text="blank: SSL-<virtual service label>")
     virtual_service = _ByLabel(
         label="Associated Virtual Service",
+        help_text="HTTP-mode Layer 7 services only: create it first (the guide's "
+        "FePoolExtWebSvcs8081, HTTP Mode, cookie MS-WSMAN).",
         queryset=VirtualService.objects.none(),
         error_messages={"invalid_choice": "Choose an HTTP-mode Layer 7 virtual service."},
     )

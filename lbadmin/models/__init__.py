@@ -1,6 +1,7 @@
 from .audit import AuditEntry
 from .certificate import SslCertificate, SslTermination
 from .config_state import ConfigRevision, ConfigState
+from .l4 import L4RealServer, L4VirtualService
 from .l7 import L7Settings, RealServer, VirtualService
 from .user import User
 
@@ -8,6 +9,8 @@ __all__ = [
     "AuditEntry",
     "ConfigRevision",
     "ConfigState",
+    "L4RealServer",
+    "L4VirtualService",
     "L7Settings",
     "RealServer",
     "SslCertificate",

@@ -28,7 +28,8 @@ class ConfigState(models.Model):
 
 
 class ConfigRevision(models.Model):
-    """One apply of the configuration (HAProxy and stunnel): who, when, what, and how it went."""
+    """One apply of the configuration (HAProxy, stunnel, keepalived): who, when, what, and how it
+    went."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -55,6 +56,7 @@ class ConfigRevision(models.Model):
     document = models.JSONField(null=True, blank=True)
     text = models.TextField(blank=True)  # the rendered haproxy.cfg
     stunnel_text = models.TextField(blank=True)  # every SSL termination's stunnel config
+    keepalived_text = models.TextField(blank=True)  # keepalived.conf (Layer 4)
     sha256 = models.CharField(max_length=64, blank=True)
     diff = models.TextField(blank=True)  # against the configuration that was running before
     error = models.TextField(blank=True)

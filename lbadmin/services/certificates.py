@@ -180,6 +180,8 @@ def certificate_import(item: Any, *, where: str) -> list[str]:
             allowlists.clean_label(label)
     except ValidationError as error:
         return [f"{where}.label: {' '.join(error.messages)}"]
+    if SslCertificate.objects.filter(label=label).exists():
+        return [f"{where}: a certificate labelled {label!r} is already in the document"]
     if item["source"] not in SslCertificate.Source.values:
         return [f"{where}.source: unknown source {item['source'][:40]!r}"]
     try:
@@ -203,7 +205,11 @@ def certificate_import(item: Any, *, where: str) -> list[str]:
             if not csr.is_signature_valid:
                 raise CertificateError("the CSR's signature is not valid")
             # Its key is checked against the certificate when the signed one arrives.
-            fields = {"key_encrypted": token, "common_name": _common_name(csr.subject)}
+            fields = {
+                "key_encrypted": token,
+                "common_name": _common_name(csr.subject),
+                "sans": _csr_sans(csr),
+            }
     except (CertificateError, ValueError) as error:
         return [f"{where} ({label}): {error}"]
     SslCertificate.objects.create(
@@ -213,6 +219,14 @@ def certificate_import(item: Any, *, where: str) -> list[str]:
         **fields,
     )
     return []
+
+
+def _csr_sans(csr: x509.CertificateSigningRequest) -> list[str]:
+    try:
+        names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(name.value) for name in names]
 
 
 def _common_name(name: x509.Name) -> str:

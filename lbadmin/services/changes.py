@@ -9,6 +9,7 @@ from lbadmin.models import ConfigState
 
 HAPROXY = "haproxy"
 STUNNEL = "stunnel"
+KEEPALIVED = "keepalived"  # Layer 4 (IPVS) services; VRRP with the HA pair
 
 
 def config_changed(engines: Iterable[str] = (HAPROXY,)) -> None:

@@ -13,7 +13,9 @@ import difflib
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -22,11 +24,13 @@ from django.utils import timezone
 from lbadmin import allowlists
 from lbadmin.engines.daemons import RuntimeLayout
 from lbadmin.engines.haproxy_apply import apply_haproxy_config
+from lbadmin.engines.keepalived_apply import apply_keepalived_config
 from lbadmin.engines.stunnel_apply import StunnelInstance, apply_stunnel
 from lbadmin.models import (
     AuditEntry,
     ConfigRevision,
     ConfigState,
+    L4VirtualService,
     L7Settings,
     RealServer,
     SslCertificate,
@@ -35,6 +39,7 @@ from lbadmin.models import (
     VirtualService,
 )
 from lbadmin.render.haproxy import render_haproxy
+from lbadmin.render.keepalived import render_keepalived
 from lbadmin.render.snapshot import (
     AdminState,
     Balance,
@@ -59,8 +64,10 @@ from lbadmin.services.certificates import (
     certificate_import,
     certificates_export,
 )
-from lbadmin.services.changes import HAPROXY, STUNNEL, config_changed
+from lbadmin.services.changes import HAPROXY, KEEPALIVED, STUNNEL, config_changed
 from lbadmin.services.daemons import daemon_controllers, runtime_layout
+from lbadmin.services.document_forms import form_data, form_problems, label_of
+from lbadmin.services.l4 import keepalived_snapshot, l4_admin_states, l4_export, l4_import
 from lbadmin.services.locks import node_lock
 
 logger = logging.getLogger(__name__)
@@ -76,13 +83,27 @@ AdminStates = dict[tuple[str, str], str]
 
 
 @dataclass(frozen=True)
+class States:
+    """System Overview's drain/halt per layer: operational state, not in the document."""
+
+    layer7: AdminStates
+    layer4: AdminStates
+
+
+def current_states() -> States:
+    return States(layer7=admin_states(), layer4=l4_admin_states())
+
+
+@dataclass(frozen=True)
 class RenderedConfig:
-    """Everything an apply writes: haproxy.cfg, one stunnel file per SSL termination, and the
-    certificate files those reference (name → key + certificate + chain, written 0600)."""
+    """Everything an apply writes: haproxy.cfg, one stunnel file per SSL termination, the
+    certificate files those reference (name → key + certificate + chain, written 0600), and
+    keepalived.conf (the Layer 4 services)."""
 
     haproxy: str
     stunnel: tuple[StunnelInstance, ...]
     certificate_files: dict[str, bytes]
+    keepalived: str
 
     @property
     def stunnel_text(self) -> str:
@@ -90,20 +111,24 @@ class RenderedConfig:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256((self.haproxy + "\0" + self.stunnel_text).encode()).hexdigest()
+        texts = (self.haproxy, self.stunnel_text, self.keepalived)
+        return hashlib.sha256("\0".join(texts).encode()).hexdigest()
 
 
-def render_document(document: dict[str, Any], states: AdminStates) -> RenderedConfig:
+def render_document(document: dict[str, Any], states: States) -> RenderedConfig:
     """Render an export document (see snapshot_from_document) for this node's layout."""
     layout = runtime_layout()
     terminations, files = _termination_snapshots(document, layout)
-    haproxy = render_haproxy(snapshot_from_document(document, states, terminations), layout)
+    haproxy = render_haproxy(snapshot_from_document(document, states.layer7, terminations), layout)
     configs = render_stunnel(StunnelSnapshot(terminations=terminations), layout)
     instances = tuple(
         StunnelInstance(name=t.instance, config=configs[t.instance], host=t.ip, port=t.port)
         for t in terminations
     )
-    return RenderedConfig(haproxy=haproxy, stunnel=instances, certificate_files=files)
+    keepalived = render_keepalived(keepalived_snapshot(document, states.layer4), layout)
+    return RenderedConfig(
+        haproxy=haproxy, stunnel=instances, certificate_files=files, keepalived=keepalived
+    )
 
 
 def _termination_snapshots(
@@ -216,7 +241,7 @@ def _manual_lines(item: dict[str, Any]) -> tuple[str, ...] | None:
 
 
 def render_current() -> RenderedConfig:
-    return render_document(config_export(), admin_states())
+    return render_document(config_export(), current_states())
 
 
 def haproxy_running_text() -> str:
@@ -224,6 +249,14 @@ def haproxy_running_text() -> str:
     path = daemon_controllers()[HAPROXY].config_path
     try:
         return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def keepalived_running_text() -> str:
+    """The keepalived.conf keepalived was last given ('' before the first start)."""
+    try:
+        return daemon_controllers()[KEEPALIVED].config_path.read_text()
     except FileNotFoundError:
         return ""
 
@@ -254,16 +287,25 @@ def text_diff(old: str, new: str, *, old_name: str, new_name: str) -> str:
 def pending_diff() -> str:
     """What Apply would change in the running haproxy.cfg and stunnel configuration."""
     rendered = render_current()
-    return text_diff(
-        haproxy_running_text(),
-        rendered.haproxy,
-        old_name="running haproxy.cfg",
-        new_name="pending haproxy.cfg",
-    ) + text_diff(
-        stunnel_running_text(),
-        rendered.stunnel_text,
-        old_name="running stunnel configuration",
-        new_name="pending stunnel configuration",
+    return (
+        text_diff(
+            haproxy_running_text(),
+            rendered.haproxy,
+            old_name="running haproxy.cfg",
+            new_name="pending haproxy.cfg",
+        )
+        + text_diff(
+            stunnel_running_text(),
+            rendered.stunnel_text,
+            old_name="running stunnel configuration",
+            new_name="pending stunnel configuration",
+        )
+        + text_diff(
+            keepalived_running_text(),
+            rendered.keepalived,
+            old_name="running keepalived.conf",
+            new_name="pending keepalived.conf",
+        )
     )
 
 
@@ -342,57 +384,60 @@ def config_apply_run(revision_id: int) -> ConfigRevision:
 
 
 def _apply_revision(revision: ConfigRevision) -> None:
-    """HAProxy first (it must listen on a termination's unix socket before stunnel sends to
-    it), then stunnel. If stunnel refuses its new files, HAProxy goes back to its previous
-    file too, so the node keeps running one whole, earlier configuration."""
+    """keepalived (Layer 4, independent of the rest), then HAProxy (it must listen on a
+    termination's unix socket before stunnel sends to it), then stunnel. If one refuses its
+    new file, those already changed go back to their previous files, so the node keeps
+    running one whole, earlier configuration."""
     started = time.monotonic()
     generation, document, states = _consistent_snapshot()
     snapshot_done = time.monotonic()
     rendered = render_document(document, states)
     render_done = time.monotonic()
-    previous_haproxy = haproxy_running_text()
-    previous_stunnel = stunnel_running_text()
-    controls = daemon_controllers()
-    result = apply_haproxy_config(controls[HAPROXY], rendered.haproxy)
-    haproxy_done = time.monotonic()
-    revision.timings = {
-        "snapshot": snapshot_done - started,
-        "render": render_done - snapshot_done,
-        **{f"engine_{phase}": seconds for phase, seconds in result.timings.items()},
+    previous = {
+        KEEPALIVED: keepalived_running_text(),
+        HAPROXY: haproxy_running_text(),
+        STUNNEL: stunnel_running_text(),
     }
-    ok, changed, error = result.ok, result.changed, result.error
-    if ok:
-        tls = apply_stunnel(controls[STUNNEL], rendered.stunnel, rendered.certificate_files)
-        revision.timings.update({f"stunnel_{k}": v for k, v in tls.timings.items()})
-        changed = changed or tls.changed
-        if not tls.ok:
-            ok, error = False, f"stunnel: {tls.error}"
-            if result.changed and previous_haproxy:
-                back = apply_haproxy_config(controls[HAPROXY], previous_haproxy)
-                if not back.ok:
-                    error += f"\nHAProxy could not go back to its previous file: {back.error}"
-    revision.timings["to_serving"] = haproxy_done - started
+    controls = daemon_controllers()
+    revision.timings = {"snapshot": snapshot_done - started, "render": render_done - snapshot_done}
+    undo: list[tuple[str, Callable[[], Any]]] = []  # how to put back what was changed
+
+    try:
+        changed, error = _apply_engines(
+            rendered, previous, controls, revision.timings, undo, started
+        )
+    except Exception as exc:  # an engine bug must not leave half a configuration running
+        logger.exception("apply of revision %s failed in an engine", revision.pk)
+        changed, error = False, f"Internal error: {exc}"
+    if error:
+        for name, put_back in reversed(undo):
+            back = put_back()
+            if not back.ok:
+                error += f"\n{name} could not go back to its previous file: {back.error}"
     revision.generation = generation
     revision.document = document
     revision.text = rendered.haproxy
     revision.stunnel_text = rendered.stunnel_text
+    revision.keepalived_text = rendered.keepalived
     revision.sha256 = rendered.sha256
-    revision.diff = text_diff(
-        previous_haproxy,
-        rendered.haproxy,
-        old_name="previous haproxy.cfg",
-        new_name=f"revision {revision.pk} haproxy.cfg",
-    ) + text_diff(
-        previous_stunnel,
-        rendered.stunnel_text,
-        old_name="previous stunnel configuration",
-        new_name=f"revision {revision.pk} stunnel configuration",
+    revision.diff = "".join(
+        text_diff(
+            previous[name],
+            text,
+            old_name=f"previous {what}",
+            new_name=f"revision {revision.pk} {what}",
+        )
+        for name, what, text in (
+            (HAPROXY, "haproxy.cfg", rendered.haproxy),
+            (STUNNEL, "stunnel configuration", rendered.stunnel_text),
+            (KEEPALIVED, "keepalived.conf", rendered.keepalived),
+        )
     )
     revision.error = error
     revision.timings["total"] = time.monotonic() - started
     revision.duration_ms = round(revision.timings["total"] * 1000)
     revision.finished_at = timezone.now()
-    if ok:
+    if not error:
         revision.status = (
             ConfigRevision.Status.APPLIED if changed else ConfigRevision.Status.UNCHANGED
         )
@@ -406,12 +451,50 @@ def _apply_revision(revision: ConfigRevision) -> None:
     revision.save()
 
 
-def _consistent_snapshot() -> tuple[int, dict[str, Any], AdminStates]:
+def _apply_engines(
+    rendered: RenderedConfig,
+    previous: dict[str, str],
+    controls: dict[str, Any],
+    timings: dict[str, float],
+    undo: list[tuple[str, Callable[[], Any]]],
+    started: float,
+) -> tuple[bool, str]:
+    """Apply keepalived, HAProxy, stunnel in turn; stop at the first refusal. Returns
+    (changed, error) and pushes onto ``undo`` how to put back each daemon it changed."""
+    changed = False
+    layer4 = apply_keepalived_config(controls[KEEPALIVED], rendered.keepalived)
+    timings.update({f"keepalived_{k}": v for k, v in layer4.timings.items()})
+    if not layer4.ok:
+        return False, f"keepalived: {layer4.error}"
+    changed = layer4.changed
+    if layer4.changed and previous[KEEPALIVED]:
+        undo.append(
+            (
+                KEEPALIVED,
+                partial(apply_keepalived_config, controls[KEEPALIVED], previous[KEEPALIVED]),
+            )
+        )
+    result = apply_haproxy_config(controls[HAPROXY], rendered.haproxy)
+    timings.update({f"engine_{k}": v for k, v in result.timings.items()})
+    timings["to_serving"] = time.monotonic() - started  # the Layer 7 services' new worker
+    if not result.ok:
+        return changed, result.error
+    changed = changed or result.changed
+    if result.changed and previous[HAPROXY]:
+        undo.append((HAPROXY, partial(apply_haproxy_config, controls[HAPROXY], previous[HAPROXY])))
+    tls = apply_stunnel(controls[STUNNEL], rendered.stunnel, rendered.certificate_files)
+    timings.update({f"stunnel_{k}": v for k, v in tls.timings.items()})
+    if not tls.ok:
+        return changed, f"stunnel: {tls.error}"
+    return changed or tls.changed, ""
+
+
+def _consistent_snapshot() -> tuple[int, dict[str, Any], States]:
     """Database state read while no write landed in between (the generation did not move)."""
     for _ in range(20):
         before = ConfigState.load().generation
         document = config_export()
-        states = admin_states()
+        states = current_states()
         if ConfigState.load().generation == before:
             return before, document, states
         time.sleep(0.05)
@@ -422,7 +505,12 @@ def config_rollback(*, actor: User | None, revision: ConfigRevision) -> ConfigRe
     """Restore the database to what an earlier revision applied, then apply it."""
     if not revision.document:
         raise ValueError(f"revision {revision.pk} has no configuration to restore")
-    config_import(actor=actor, document=revision.document, reason=f"rollback to {revision.pk}")
+    config_import(
+        actor=actor,
+        document=revision.document,
+        reason=f"rollback to {revision.pk}",
+        keep_other_certificates=True,
+    )
     return config_apply_request(actor=actor, kind=ConfigRevision.Kind.ROLLBACK)
 
 
@@ -454,6 +542,7 @@ def config_export() -> dict[str, Any]:
             "virtual_services": services,
         },
         "ssl": {"certificates": certificates_export(), "terminations": _terminations_export()},
+        "layer4": {"virtual_services": l4_export()},
     }
 
 
@@ -502,8 +591,18 @@ _SERVICE_KEYS = {*_SERVICE_FIELDS, "real_servers"}
 _SERVER_KEYS = set(_SERVER_KEYS_IN_ORDER)
 
 
-def config_import(*, actor: User | None, document: Any, reason: str = "import") -> None:
+def config_import(
+    *,
+    actor: User | None,
+    document: Any,
+    reason: str = "import",
+    keep_other_certificates: bool = False,
+) -> None:
     """Replace the cluster configuration with a document, in one transaction.
+
+    ``keep_other_certificates`` (rollbacks): certificates the document does not hold are
+    kept, so going back to an older revision never loses a certificate uploaded since, nor
+    a CSR's private key that exists only here.
 
     Every value goes through the same forms (and so the same allowlists) as the WebUI; if
     anything is wrong the transaction is rolled back and ImportRejected lists every problem.
@@ -516,6 +615,7 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
     with transaction.atomic():
         # A rollback must not undo a drain or a halt, nor cancel a "drain, then halt".
         kept_states = admin_states()
+        kept_l4_states = l4_admin_states()
         halt_after = {
             (service, server): when
             for service, server, when in RealServer.objects.filter(
@@ -523,14 +623,20 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
             ).values_list("virtual_service__label", "label", "halt_after")
         }
         SslTermination.objects.all().delete()
+        L4VirtualService.objects.all().delete()  # and their real servers
         RealServer.objects.all().delete()
         VirtualService.objects.all().delete()
-        SslCertificate.objects.all().delete()
+        replaced = SslCertificate.objects.all()
+        if keep_other_certificates:
+            replaced = replaced.filter(
+                label__in=[label_of(item) for item in document["ssl"]["certificates"]]
+            )
+        replaced.delete()
         for index, item in enumerate(document["ssl"]["certificates"]):
             problems += certificate_import(item, where=f"ssl.certificates[{index}]")
         settings = L7Settings.load()
         form = L7SettingsForm(
-            _form_data(layer7["settings"], _SETTINGS_KEYS, "settings", problems),
+            form_data(layer7["settings"], _SETTINGS_KEYS, "settings", problems),
             instance=settings,
         )
         if form.is_valid():
@@ -538,19 +644,19 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
                 setattr(settings, name, value)
             settings.save()
         else:
-            problems += _form_problems("settings", form)
+            problems += form_problems("settings", form)
         for index, item in enumerate(layer7["virtual_services"]):
             where = f"virtual_services[{index}]"
-            data = _form_data(item, _SERVICE_KEYS, where, problems)
+            data = form_data(item, _SERVICE_KEYS, where, problems)
             service_form = VirtualServiceForm(data)
             if not service_form.is_valid():
-                problems += _form_problems(f"{where} ({_label_of(item)})", service_form)
+                problems += form_problems(f"{where} ({label_of(item)})", service_form)
                 continue
             service = VirtualService.objects.create(**service_form.values())
             for number, server in enumerate(item.get("real_servers") or []):
                 server_where = f"{where}.real_servers[{number}]"
                 server_form = RealServerForm(
-                    _form_data(server, _SERVER_KEYS, server_where, problems),
+                    form_data(server, _SERVER_KEYS, server_where, problems),
                     virtual_service=service,
                 )
                 if server_form.is_valid():
@@ -562,13 +668,15 @@ def config_import(*, actor: User | None, document: Any, reason: str = "import") 
                     if server.halt_after is not None:
                         _resume_drain_then_halt(server.pk)
                 else:
-                    problems += _form_problems(server_where, server_form)
+                    problems += form_problems(server_where, server_form)
         if not problems:  # terminations refer to services and certificates by label
             problems += _import_terminations(document["ssl"]["terminations"])
+        if not problems:  # Layer 4 addresses are checked against Layer 7 and terminations
+            problems += l4_import(document["layer4"]["virtual_services"], kept_l4_states)
         if problems:
             transaction.set_rollback(True)
         else:
-            config_changed((HAPROXY, STUNNEL))
+            config_changed((HAPROXY, STUNNEL, KEEPALIVED))
             audit_record(
                 action=AuditEntry.Action.CONFIG_IMPORTED,
                 actor=actor,
@@ -587,7 +695,7 @@ def _import_terminations(items: list[Any]) -> list[str]:
     certificates = dict(SslCertificate.objects.values_list("label", "pk"))
     for index, item in enumerate(items):
         where = f"ssl.terminations[{index}]"
-        data = _form_data(item, set(_TERMINATION_FIELDS_IN_ORDER), where, problems)
+        data = form_data(item, set(_TERMINATION_FIELDS_IN_ORDER), where, problems)
         # The form takes the WebUI's choices (primary keys); the document names labels.
         data["virtual_service"] = services.get(data.get("virtual_service", ""), "")
         data["certificate"] = certificates.get(data.get("certificate", ""), "")
@@ -595,7 +703,7 @@ def _import_terminations(items: list[Any]) -> list[str]:
         if form.is_valid():
             SslTermination.objects.create(**form.values())
         else:
-            problems += _form_problems(f"{where} ({_label_of(item)})", form)
+            problems += form_problems(f"{where} ({label_of(item)})", form)
     return problems
 
 
@@ -612,7 +720,7 @@ def _check_envelope(document: Any) -> None:
         raise ImportRejected([f"format must be {EXPORT_FORMAT!r}"])
     if document.get("version") != EXPORT_VERSION:
         raise ImportRejected([f"version {document.get('version')!r} is not supported"])
-    unknown = set(document) - {"format", "version", "layer7", "ssl"}
+    unknown = set(document) - {"format", "version", "layer7", "ssl", "layer4"}
     layer7 = document.get("layer7")
     if unknown:
         raise ImportRejected([f"unknown keys: {', '.join(sorted(unknown))}"])
@@ -627,44 +735,10 @@ def _check_envelope(document: Any) -> None:
         or not all(isinstance(ssl[key], list) for key in ssl)
     ):
         raise ImportRejected(["ssl must hold exactly the lists 'certificates' and 'terminations'"])
-
-
-def _form_data(item: Any, allowed: set[str], where: str, problems: list[str]) -> dict[str, Any]:
-    """Turn a document object into what the WebUI's form would have posted."""
-    if not isinstance(item, dict):
-        problems.append(f"{where}: not an object")
-        return {}
-    unknown = set(item) - allowed
-    if unknown:
-        problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
-    data: dict[str, Any] = {}
-    for key, value in item.items():
-        if key not in allowed or key == "real_servers":
-            continue
-        # connect_timeout_ms -> the form's connect_timeout, which takes plain milliseconds
-        name = key.removesuffix("_ms").removesuffix("_s")
-        if key == "persistence_timeout_s" and isinstance(value, int):
-            value = f"{value}s"
-        if isinstance(value, bool):
-            data[name] = "on" if value else ""
-        elif value is None:
-            data[name] = ""
-        elif isinstance(value, list):
-            data[name] = ",".join(str(part) for part in value)
-        elif isinstance(value, int | str):
-            data[name] = str(value)
-        else:
-            problems.append(f"{where}.{key}: unsupported value")
-    return data
-
-
-def _label_of(item: Any) -> str:
-    return str(item.get("label", "?")) if isinstance(item, dict) else "?"
-
-
-def _form_problems(where: str, form: Any) -> list[str]:
-    return [
-        f"{where}.{field}: {message}"
-        for field, messages in form.errors.items()
-        for message in messages
-    ]
+    layer4 = document.get("layer4")
+    if (
+        not isinstance(layer4, dict)
+        or set(layer4) != {"virtual_services"}
+        or not isinstance(layer4["virtual_services"], list)
+    ):
+        raise ImportRejected(["layer4 must hold exactly the list 'virtual_services'"])

@@ -35,6 +35,17 @@ def daemon_controllers() -> dict[str, Controller]:
     return controllers(runtime_layout(), keepalived_vrrp_only=not ipvs_available())
 
 
+def layer4_unavailable_reason() -> str:
+    """Why Layer 4 services cannot run on this host ('' when they can): shown on System
+    Overview and the Layer 4 pages."""
+    if ipvs_available():
+        return ""
+    return (
+        f"this kernel ({os.uname().release}) has no IPVS: /proc/net/ip_vs does not exist and "
+        "there is no ip_vs module to load (a container, or a kernel built without it)."
+    )
+
+
 def daemons_status() -> dict[str, DaemonStatus]:
     return {name: control.status() for name, control in daemon_controllers().items()}
 

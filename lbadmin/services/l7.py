@@ -56,8 +56,8 @@ def virtualservice_update(
     *, actor: User | None, service: VirtualService, values: dict[str, Any]
 ) -> VirtualService:
     changed = assign_fields(service, values)
-    # Its SSL terminations listen on its address and send to its socket.
-    fronted = service.ssl_terminations.exists()
+    # Its SSL terminations listen on its address: only a new address changes their files.
+    fronted = "ip" in changed and service.ssl_terminations.exists()
     _record(
         AuditEntry.Action.CONFIG_UPDATED,
         actor,

@@ -14,9 +14,11 @@ from lbadmin.services.config import (
     config_rollback,
     haproxy_running_text,
     interrupt_orphaned_applies,
+    keepalived_running_text,
     pending_diff,
     stunnel_running_text,
 )
+from lbadmin.services.daemons import layer4_unavailable_reason
 
 
 def _pending_box(request: HttpRequest, revision: ConfigRevision | None) -> HttpResponse:
@@ -62,6 +64,16 @@ def view_stunnel(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+def view_keepalived(request: HttpRequest) -> HttpResponse:
+    """View Configuration > Layer 4: the keepalived.conf keepalived is running."""
+    return render(
+        request,
+        "lbadmin/config/keepalived.html",
+        {"text": keepalived_running_text(), "layer4_unavailable": layer4_unavailable_reason()},
+    )
+
+
+@require_GET
 def view_pending(request: HttpRequest) -> HttpResponse:
     """View Configuration > Pending Changes: what Apply would change."""
     return render(request, "lbadmin/config/pending.html", {"diff": pending_diff()})
@@ -87,7 +99,11 @@ def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def revision_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     revision = get_object_or_404(ConfigRevision, pk=pk)
-    queued = config_rollback(actor=request.user, revision=revision)
+    try:
+        queued = config_rollback(actor=request.user, revision=revision)
+    except ValueError as error:  # ImportRejected too: e.g. a document of an older version
+        messages.error(request, f"Revision {revision.pk} cannot be restored: {error}")
+        return redirect("lbadmin:view_revisions")
     messages.info(
         request,
         f"Configuration restored to revision {revision.pk}; applying it as revision {queued.pk}.",
@@ -109,7 +125,11 @@ def restart_daemon(request: HttpRequest, name: str) -> HttpResponse:
     from lbadmin.tasks import daemon_restart_task
 
     shown = _RESTARTABLE[name]  # the URLconf passes only these names
-    error = daemon_restart_task.delay(name).get(timeout=60)
+    if ConfigState.load().pending:
+        # As on the appliance, a restart runs the saved configuration: apply it first. The
+        # node's worker takes tasks one at a time, in order, so the restart follows the apply.
+        config_apply_request(actor=request.user)
+    error = daemon_restart_task.delay(name).get(timeout=120)
     audit_record(
         action=AuditEntry.Action.SERVICE_RESTARTED,
         actor=request.user,

@@ -11,11 +11,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from lbadmin.allowlists import clean_duration_ms
-from lbadmin.models import RealServer
+from lbadmin.models import L4RealServer, RealServer
 from lbadmin.render.snapshot import AdminState
 from lbadmin.services.audit import request_source_ip
 from lbadmin.services.certificates import certificates_expiring
 from lbadmin.services.overview import overview, realserver_drain_then_halt, realserver_set_state
+from lbadmin.services.overview_l4 import StateRefused, l4server_set_state, layer4_overview
 
 ACTIONS = {"drain": AdminState.DRAIN, "halt": AdminState.HALT, "online": AdminState.ONLINE}
 DRAIN_TIMEOUTS = ("1m", "5m", "15m", "30m", "1h", "4h")
@@ -34,6 +35,7 @@ def _context(request: HttpRequest) -> dict:
     expanded = _expanded(request)
     return {
         "overview": overview(request.GET.get("page"), expanded),
+        "layer4": layer4_overview(),
         "drain_timeouts": DRAIN_TIMEOUTS,
         "expanded_param": ",".join(map(str, sorted(expanded))),
     }
@@ -87,6 +89,26 @@ def server_state(request: HttpRequest, pk: int) -> HttpResponse:
         )
     else:
         messages.error(request, "Unknown action.")
+        return _answer(request)
+    if warning:
+        messages.warning(request, warning)
+    return _answer(request)
+
+
+@require_POST
+def l4server_state(request: HttpRequest, pk: int) -> HttpResponse:
+    """Drain / Halt / Online for a Layer 4 real server."""
+    server = get_object_or_404(L4RealServer.objects.select_related("virtual_service"), pk=pk)
+    state = ACTIONS.get(request.POST.get("action", ""))
+    if state is None:
+        messages.error(request, "Unknown action.")
+        return _answer(request)
+    try:
+        warning = l4server_set_state(
+            actor=request.user, server=server, state=state, source_ip=request_source_ip(request)
+        )
+    except StateRefused as error:
+        messages.error(request, str(error))
         return _answer(request)
     if warning:
         messages.warning(request, warning)

@@ -1,0 +1,244 @@
+"""This node's interfaces and addresses, and the sysctl that lets daemons bind floating ones.
+
+What the HA pair needs from the network: which interface a floating address (VIP) belongs on,
+whether this node holds it right now (the VRRP MASTER does), and
+``net.ipv4/ipv6.ip_nonlocal_bind`` so HAProxy and stunnel on the BACKUP can bind VIPs they do
+not hold yet (keepalived adds and removes the addresses under them).
+
+No Django. Every command is an argument list (``ip``, ``sysctl``), never a shell; every wait is
+bounded (``TIMEOUT_S``) and output is capped (``MAX_OUTPUT_BYTES``); a failure raises
+``NetinfoError`` carrying the command's own words. Each function takes ``netns``: the name of a
+network namespace (``ip netns add``) to look into instead of the caller's own.
+
+Measured on iproute2 6.1 / Linux 6.x:
+- ``ip -j addr show`` prints one JSON object per interface: ``ifname``, ``flags`` (``UP``,
+  ``LOWER_UP``, ``NO-CARRIER`` …), ``operstate`` (``UP``, ``DOWN``, ``UNKNOWN`` for loopback,
+  ``LOWERLAYERDOWN``), ``mtu``, ``address`` (the MAC; absent on some tunnel devices) and
+  ``addr_info`` (``family`` inet/inet6, ``local``, ``prefixlen``). A veth whose peer is down is
+  ``UP`` without ``LOWER_UP``: it cannot pass traffic, so it counts as down here.
+- ``ip -n <ns> …`` runs in the namespace ``/run/netns/<ns>`` and fails ("Cannot open network
+  namespace") for an unknown one.
+- ``ip_nonlocal_bind`` is per network namespace for both IPv4 and IPv6: setting it inside a
+  namespace leaves the others (and the root namespace) unchanged. ``/proc/sys/net`` shows the
+  namespace of the process that reads it, so ``ip netns exec <ns> sysctl`` sets the
+  namespace's own value.
+- keepalived adds a VIP as ``<vip>/32`` (``/128``) ``scope global`` on the instance's
+  interface, next to the node's own ``/24``, and removes it on leaving MASTER (not when it is
+  SIGKILLed: then the address stays until the interface or node goes away).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from lbadmin.engines.daemons import find_binary
+
+TIMEOUT_S = 10.0
+MAX_OUTPUT_BYTES = 16 * 1024 * 1024  # ~40,000 addresses of JSON; more is not a real node
+
+# A name under /run/netns: no '/', not '.' or '..', and no leading '-' (it would be read as an
+# option by ip).
+_NETNS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+
+_SYSCTLS = ("net.ipv4.ip_nonlocal_bind", "net.ipv6.ip_nonlocal_bind")
+_PROC_SYS = Path("/proc/sys")
+
+InterfaceAddress = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+class NetinfoError(RuntimeError):
+    """A command failed, timed out or printed what we cannot read; the message quotes it."""
+
+
+@dataclass(frozen=True)
+class Interface:
+    name: str
+    state: str  # "up": administratively up and with carrier (LOWER_UP); otherwise "down"
+    mtu: int
+    mac: str | None  # "00:00:00:00:00:00" on loopback; None for devices without one
+    addresses: tuple[InterfaceAddress, ...]  # e.g. IPv4Interface("192.0.2.1/24"), in ip's order
+
+    @property
+    def is_up(self) -> bool:
+        return self.state == "up"
+
+
+def _netns(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _NETNS.fullmatch(value) or value in (".", ".."):
+        raise ValueError(f"invalid network namespace name: {value!r}")
+    return value
+
+
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if not isinstance(value, str):
+        raise ValueError(f"not an IP address: {value!r}")
+    return ipaddress.ip_address(value)  # ValueError for anything else
+
+
+def _binary(name: str) -> str:
+    path = find_binary(name)
+    if path is None:
+        raise NetinfoError(f"{name} is not installed (apt-get install iproute2 procps)")
+    return path
+
+
+def _run(argv: list[str]) -> str:
+    try:
+        result = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise NetinfoError(f"{' '.join(argv)} did not finish within {TIMEOUT_S:g} s") from exc
+    except OSError as exc:
+        raise NetinfoError(f"{' '.join(argv)} could not run: {exc}") from exc
+    if result.returncode != 0:
+        words = result.stderr.decode(errors="replace").strip()[:2000]
+        raise NetinfoError(f"{' '.join(argv)} exited {result.returncode}: {words}")
+    if len(result.stdout) > MAX_OUTPUT_BYTES:
+        raise NetinfoError(f"{' '.join(argv)} printed more than {MAX_OUTPUT_BYTES} bytes")
+    return result.stdout.decode(errors="replace")
+
+
+def _ip(netns: str | None, *args: str) -> str:
+    ns = _netns(netns)
+    return _run([_binary("ip"), *(["-n", ns] if ns else []), *args])
+
+
+def _interface(entry: dict) -> Interface:
+    flags = entry.get("flags") or []
+    addresses: list[InterfaceAddress] = []
+    for info in entry.get("addr_info") or []:
+        if info.get("family") not in ("inet", "inet6") or "local" not in info:
+            continue
+        addresses.append(ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}"))
+    return Interface(
+        name=str(entry["ifname"]),
+        state="up" if "UP" in flags and "LOWER_UP" in flags else "down",
+        mtu=int(entry.get("mtu", 0)),
+        mac=entry.get("address"),
+        addresses=tuple(addresses),
+    )
+
+
+def interfaces(netns: str | None = None) -> list[Interface]:
+    """Every interface of this node (or of ``netns``), in ifindex order, from
+    ``ip -j addr show``."""
+    text = _ip(netns, "-j", "addr", "show")
+    try:
+        entries = json.loads(text)
+        return [_interface(entry) for entry in entries]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NetinfoError(f"cannot read the output of ip -j addr show: {exc}") from exc
+
+
+def interface_for(address: str, netns: str | None = None) -> str | None:
+    """The interface whose configured subnet contains ``address``: where a VIP floats.
+
+    Host routes (``/32``, ``/128``, such as a VIP keepalived added) are not subnets and are
+    skipped, so the answer is the same on the MASTER and the BACKUP. The longest prefix wins;
+    None when no interface has such a subnet, or when two interfaces share the best one (an
+    ambiguous configuration — e.g. any link-local ``fe80::`` address — is not guessed at).
+    """
+    wanted = _address(address)
+    best_prefix, names = -1, []
+    for interface in interfaces(netns):
+        for configured in interface.addresses:
+            network = configured.network
+            if network.version != wanted.version or network.prefixlen == network.max_prefixlen:
+                continue
+            if wanted not in network:
+                continue
+            if network.prefixlen > best_prefix:
+                best_prefix, names = network.prefixlen, [interface.name]
+            elif network.prefixlen == best_prefix and interface.name not in names:
+                names.append(interface.name)
+    return names[0] if len(names) == 1 else None
+
+
+def holds_address(address: str, netns: str | None = None) -> bool:
+    """Whether ``address`` is configured on any interface of this node (or ``netns``) now:
+    the VRRP MASTER holds the floating addresses, the BACKUP does not."""
+    wanted = _address(address)
+    return any(
+        configured.ip == wanted
+        for interface in interfaces(netns)
+        for configured in interface.addresses
+    )
+
+
+def _sysctls() -> tuple[str, ...]:
+    # Without IPv6 in the kernel (ipv6.disable=1) there is no net.ipv6 tree, in any namespace.
+    ipv6 = (_PROC_SYS / "net" / "ipv6").is_dir()
+    return tuple(name for name in _SYSCTLS if ipv6 or not name.startswith("net.ipv6."))
+
+
+def _proc_path(name: str) -> Path:
+    return _PROC_SYS.joinpath(*name.split("."))
+
+
+def set_nonlocal_bind(enabled: bool = True, netns: str | None = None) -> None:
+    """Set net.ipv4.ip_nonlocal_bind and net.ipv6.ip_nonlocal_bind (per network namespace) in
+    this namespace or in ``netns``: with 1, HAProxy and stunnel on the BACKUP can bind the
+    VIPs before keepalived adds them. Needs root (CAP_NET_ADMIN in the namespace)."""
+    if type(enabled) is not bool:
+        raise ValueError(f"enabled must be True or False: {enabled!r}")
+    value = "1" if enabled else "0"
+    ns = _netns(netns)
+    if ns is None:
+        for name in _sysctls():
+            try:
+                _proc_path(name).write_text(value + "\n")
+            except OSError as exc:
+                raise NetinfoError(f"cannot set {name}={value}: {exc}") from exc
+        return
+    _run(
+        [
+            _binary("ip"),
+            "netns",
+            "exec",
+            ns,
+            _binary("sysctl"),
+            "-q",
+            "-w",
+            *(f"{name}={value}" for name in _sysctls()),
+        ]
+    )
+
+
+def nonlocal_bind(netns: str | None = None) -> bool:
+    """Whether ip_nonlocal_bind is on (for IPv4 and, where the kernel has it, IPv6)."""
+    ns = _netns(netns)
+    names = _sysctls()
+    if ns is None:
+        try:
+            values = [_proc_path(name).read_text().strip() for name in names]
+        except OSError as exc:
+            raise NetinfoError(f"cannot read {', '.join(names)}: {exc}") from exc
+    else:
+        output = _run([_binary("ip"), "netns", "exec", ns, _binary("sysctl"), "-n", *names])
+        values = output.split()
+    if len(values) != len(names):
+        raise NetinfoError(f"unexpected sysctl output for {', '.join(names)}: {values!r}")
+    return all(value == "1" for value in values)
+
+
+__all__ = [
+    "Interface",
+    "NetinfoError",
+    "holds_address",
+    "interface_for",
+    "interfaces",
+    "nonlocal_bind",
+    "set_nonlocal_bind",
+]
