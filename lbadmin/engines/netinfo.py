@@ -137,6 +137,8 @@ def interfaces(netns: str | None = None) -> list[Interface]:
     text = _ip(netns, "-j", "addr", "show")
     try:
         entries = json.loads(text)
+        if not isinstance(entries, list):
+            raise TypeError(f"a list of interfaces, not {type(entries).__name__}")
         return [_interface(entry) for entry in entries]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise NetinfoError(f"cannot read the output of ip -j addr show: {exc}") from exc

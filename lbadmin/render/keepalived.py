@@ -1,4 +1,5 @@
-"""keepalived.conf (Layer 4: IPVS virtual servers) from a frozen ``KeepalivedSnapshot``.
+"""keepalived.conf (Layer 4: IPVS virtual servers; HA pair: VRRP floating addresses) from a
+frozen ``KeepalivedSnapshot``.
 
 ``render_keepalived`` does no I/O and reads no clock: the same snapshot always gives
 byte-identical text. Every value has already passed lbadmin.allowlists; the checks here are
@@ -42,6 +43,55 @@ error, including the ones keepalived calls warnings and "corrects"):
   3478 is STUN/TURN).
 - ``lb_algo``/``lb_kind`` are the long-standing names of ``lvs_sched``/``lvs_method``; 2.2.7
   accepts both with no warning.
+
+VRRP (the HA pair's floating addresses): one ``vrrp_instance`` per ``VrrpInstance``, after
+``global_defs`` and before the virtual servers, then (with two or more) one
+``vrrp_sync_group``. Each is ``state BACKUP`` on both nodes, unicast to the peer
+(``unicast_src_ip``/``unicast_peer``, ``check_unicast_src``), ``nopreempt`` unless preempt,
+and floats ``<vip>/32`` (``/128``) ``dev <interface>``. Measured on keepalived 2.2.7, ``-t``
+(exit 5 for each of these unless said otherwise) and two nodes in network namespaces
+(tests/engines/test_vrrp_failover.py):
+- Sub-second adverts need VRRPv3: VRRPv2 (the default) rounds ``advert_int 0.1`` ("must be an
+  integer. rounding"). Both the global ``vrrp_version 3`` and a per-instance ``version 3``
+  are accepted; the global one is written (in ``global_defs``, only with an instance).
+- VRRPv3 ``advert_int`` is 0.01..40.95 s in 10 ms steps ("Must be less than 40.96s", "must
+  be in units of 10ms"; the parser's own range is 0.01..255, VRRPv2's): the allowlist is
+  10..40950 ms in multiples of 10, written without float rounding (100 -> ``0.1``).
+- ``priority`` 1..254: 0 is refused, 255 (the address owner) clears ``nopreempt``.
+  ``nopreempt`` with ``state MASTER`` is cleared too, hence BACKUP on both nodes.
+- One address family per instance: an IPv6 VIP in an IPv4 instance is dropped ("address
+  family must match VRRP instance"), a peer of the other family too ("MUST be of the same
+  family"). ``virtual_ipaddress_excluded`` could carry the other family, unadvertised; the
+  simpler rule here is one instance per family and interface (ValueError otherwise). The same
+  VRID on one interface is refused within a family ("duplicate VRID conflict") and accepted
+  across families (IPv4 and IPv6 virtual routers are distinct, RFC 5798), and so here.
+- ``-t`` refuses an instance on an interface the host lacks ("Non-existent interface") but
+  does not check that ``unicast_src_ip`` is on it, a peer equal to the node's own address, or
+  a VIP equal to a node address (which the BACKUP would delete): refused here.
+- ``check_unicast_src`` (accepted; documented to drop adverts whose source is not a
+  ``unicast_peer``): VRRPv3 has no authentication, and a forged higher-priority advert would
+  otherwise take the addresses.
+- Failover (SIGKILL of the master's keepalived and its link down, 100 ms adverts, backup
+  priority 100): the backup holds the VIPs and answers 0.27-0.37 s later (median 0.34 s,
+  19 runs), its master-down interval: 3 x 100 ms + skew (256 - 100) / 256 x 100 ms = 0.361 s
+  after the last advert it heard, plus scheduling.
+  keepalived sends 5 gratuitous ARPs on becoming MASTER and 5 more 5 s later
+  (``garp_master_delay``'s default); the client's first connection to the new master follows
+  the takeover within the test's 10 ms resolution, so no garp option is written.
+- SIGKILL leaves the VIPs on the dead node's interfaces; keepalived removes them itself when
+  it starts again ("removing VIPs", in BACKUP or FAULT).
+- ``nopreempt``: a node that comes back stays BACKUP. The flip side: both nodes start as
+  BACKUP and the first to time out becomes MASTER and stays; at a simultaneous start the
+  higher priority is only ahead by its skew, (150 - 100) / 256 x 100 ms = 20 ms, and 8 such
+  starts went 3 to the master node, 5 to the slave. Start the node meant to be master first
+  and the other once it holds the addresses; restarting the node that holds them while the
+  other runs hands them over for good.
+- Instances move independently unless grouped. The pair has one active node (a NAT service
+  needs its VIP and its real servers' gateway on the same node), so all instances form one
+  ``vrrp_sync_group``: the master losing one interface's link puts every instance in FAULT
+  and the peer takes all the addresses (measured, 0.30-0.40 s; keepalived sends priority 0
+  only on the failed link). keepalived refuses a group of one ("has only 1 virtual
+  router(s)"), so a single instance has none; instances of one group must agree on preempt.
 """
 
 from __future__ import annotations
@@ -100,6 +150,7 @@ _VRRP_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _INTERFACE = re.compile(r"[A-Za-z0-9_.-]{1,15}")  # Linux IFNAMSIZ - 1; "." and ".." refused
 VRRP_VERSION = 3
 MIN_ADVERT_MS, MAX_ADVERT_MS = 10, 40950  # VRRPv3: 12 bits of centiseconds (keepalived 2.2.7)
+SYNC_GROUP = "VG_lbadmin"
 
 _LB_KIND = {Forwarding.NAT: "NAT", Forwarding.DR: "DR", Forwarding.TUNNEL: "TUN"}
 _PROTOCOLS = {
@@ -317,8 +368,7 @@ def _global_defs(router_id: str, *, vrrp: bool) -> list[str]:
 def _vrrp_block(vrrp: _Vrrp) -> list[str]:
     prefix = 32 if vrrp.version == 4 else 128
     body = [
-        "# Both nodes start as BACKUP: the priorities elect the master (and nopreempt",
-        "# needs it).",
+        "# Both nodes start as BACKUP (nopreempt needs it) and elect a master by priority.",
         "state BACKUP",
         f"interface {vrrp.interface}",
         f"virtual_router_id {vrrp.vrid}",
@@ -346,7 +396,27 @@ def _vrrp_block(vrrp: _Vrrp) -> list[str]:
     ]
 
 
+def _sync_group(instances: list[_Vrrp]) -> list[str]:
+    """All instances move together: the pair has one active node (see the module docstring).
+    keepalived refuses a group of one ("has only 1 virtual router(s)"), so none then."""
+    if len(instances) < 2:
+        return []
+    return [
+        "# One active node: every instance changes state together (an interface failure on",
+        "# the master moves all its addresses, not just that interface's).",
+        f"vrrp_sync_group {SYNC_GROUP} {{",
+        f"{INDENT}group {{",
+        *(f"{INDENT * 2}{vrrp.name}" for vrrp in instances),
+        f"{INDENT}}}",
+        "}",
+    ]
+
+
 def _check_vrrp_instances(instances: list[_Vrrp]) -> None:
+    if len({vrrp.preempt for vrrp in instances}) > 1:
+        raise ValueError(
+            "vrrp instances: preempt must be the same for all of them (they move together)"
+        )
     names: set[str] = set()
     routers: set[tuple[str, int, int]] = set()
     floating: dict[Address, str] = {}
@@ -476,10 +546,14 @@ def render_keepalived(snapshot: KeepalivedSnapshot, layout: RuntimeLayout) -> st
     """The complete keepalived.conf for ``snapshot``.
 
     ``layout`` is unused today (keepalived's pid files are command-line options) and kept so
-    every renderer shares one signature. With no services it is ``global_defs`` alone. Raises
-    ValueError, before anything is rendered, for any value that could not have passed the
-    allowlists (defence in depth) and for combinations keepalived would refuse (see the
-    module docstring).
+    every renderer shares one signature. With no services and no VRRP instance it is
+    ``global_defs`` alone. Raises ValueError, before anything is rendered, for any value that
+    could not have passed the allowlists (defence in depth) and for combinations keepalived
+    would refuse or that would break the pair (see the module docstring): VRRP names
+    ``[A-Za-z0-9_-]{1,32}``, interfaces ``[A-Za-z0-9_.-]{1,15}`` (not ``.``/``..``), VRID
+    1..255, priority 1..254, canonical addresses of one family per instance, local != peer,
+    at least one VIP, no VIP twice or equal to a node address, adverts 10..40950 ms in steps
+    of 10, unique instance names and (interface, VRID, family).
     """
     del layout
     if not isinstance(snapshot, KeepalivedSnapshot):
@@ -505,6 +579,8 @@ def render_keepalived(snapshot: KeepalivedSnapshot, layout: RuntimeLayout) -> st
 
     chunks = ["\n".join(head)]
     chunks += ["\n".join(_vrrp_block(vrrp)) for vrrp in instances]
+    if group := _sync_group(instances):
+        chunks.append("\n".join(group))
     for service in services:
         if not service.in_service:
             # keepalived ignores a virtual server with no real server (and -t fails on it).

@@ -9,13 +9,23 @@ Without UPDATE_GOLDEN nothing is written; a mismatch fails with a diff.
 
 This kernel has no IPVS, so keepalived cannot run these virtual servers here; `keepalived -t`
 still parses and validates them fully (measured below: it exits 5 on any config error).
+
+VRRP: `keepalived -t` refuses a vrrp_instance whose interface does not exist on the host
+("Non-existent interface specified in configuration", exit 5). The golden files name the
+interfaces of an appliance (eth1, eth2, eth3), and every file with a vrrp_instance is checked
+unchanged inside a network namespace this module makes with those interfaces (veth pairs,
+both ends inside it), so the file checked is byte for byte the golden one; the namespace is
+removed afterwards, pass or fail.
 """
 
+import contextlib
 import dataclasses
 import difflib
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +42,7 @@ from lbadmin.render.snapshot import (
     L4RealServer,
     L4VirtualService,
     Scheduler,
+    VrrpInstance,
 )
 
 GOLDEN_DIR = Path(__file__).parent / "golden_keepalived"
@@ -109,6 +120,57 @@ WEB = L4VirtualService(
 def web(label: str, last_octet: int, **changes: object) -> L4VirtualService:
     values: dict = {"label": label, "ip": f"192.0.2.{last_octet}", **changes}
     return dataclasses.replace(WEB, **values)
+
+
+# The guide's internal VIPs (Front End pool 192.168.10.30, Director pool 192.168.10.20,
+# internal Edge 192.168.10.10) floating on eth1 between the master (192.168.10.1, priority 150)
+# and the slave (192.168.10.2, priority 100).
+GUIDE_VIPS = ("192.168.10.10", "192.168.10.20", "192.168.10.30")
+MASTER_ETH1 = VrrpInstance(
+    name="VI_eth1",
+    interface="eth1",
+    virtual_router_id=51,
+    priority=150,
+    local_ip="192.168.10.1",
+    peer_ip="192.168.10.2",
+    addresses=GUIDE_VIPS,
+)
+SLAVE_ETH1 = dataclasses.replace(
+    MASTER_ETH1, priority=100, local_ip="192.168.10.2", peer_ip="192.168.10.1"
+)
+IPV6_ETH1 = VrrpInstance(
+    name="VI6_eth1",
+    interface="eth1",
+    virtual_router_id=52,
+    priority=150,
+    local_ip="2001:db8:10::1",
+    peer_ip="2001:db8:10::2",
+    addresses=("2001:db8:10::10", "2001:db8:10::20"),
+)
+# The whole guide on the master: the reverse-proxy VIPs on eth2, the external Edge VIPs on
+# eth3 (the external Edge pool's gateway side, 10.25.1.1, is the firewall's).
+LYNC_VRRP = (
+    MASTER_ETH1,
+    VrrpInstance(
+        name="VI_eth2",
+        interface="eth2",
+        virtual_router_id=52,
+        priority=150,
+        local_ip="192.168.20.11",
+        peer_ip="192.168.20.12",
+        addresses=("192.168.20.20", "192.168.20.30"),
+    ),
+    VrrpInstance(
+        name="VI_eth3",
+        interface="eth3",
+        virtual_router_id=53,
+        priority=150,
+        local_ip="10.25.1.2",
+        peer_ip="10.25.1.3",
+        addresses=("10.25.1.10", "10.25.1.11", "10.25.1.12"),
+    ),
+)
+VRRP_INTERFACES = ("eth1", "eth2", "eth3")
 
 
 CASES: dict[str, KeepalivedSnapshot] = {
@@ -309,19 +371,58 @@ CASES: dict[str, KeepalivedSnapshot] = {
             ),
         )
     ),
+    # HA pair: the floating addresses (VRRPv3).
+    "vrrp_master": KeepalivedSnapshot(vrrp=(MASTER_ETH1,)),
+    "vrrp_slave": KeepalivedSnapshot(router_id="lbslave", vrrp=(SLAVE_ETH1,)),
+    "vrrp_preempt": KeepalivedSnapshot(
+        vrrp=(dataclasses.replace(MASTER_ETH1, preempt=True, advert_interval_ms=1250),)
+    ),
+    "vrrp_ipv6": KeepalivedSnapshot(vrrp=(IPV6_ETH1,)),
+    # One instance per address family; a VRID is per family, so both may use 51.
+    "vrrp_dual_stack": KeepalivedSnapshot(
+        vrrp=(MASTER_ETH1, dataclasses.replace(IPV6_ETH1, virtual_router_id=51))
+    ),
+    "vrrp_bounds": KeepalivedSnapshot(
+        vrrp=(
+            dataclasses.replace(
+                MASTER_ETH1,
+                name="x" * 32,
+                virtual_router_id=1,
+                priority=1,
+                advert_interval_ms=10,
+                addresses=("192.168.10.10",),
+            ),
+            dataclasses.replace(
+                MASTER_ETH1,
+                name="VI-2",
+                virtual_router_id=255,
+                priority=254,
+                advert_interval_ms=40950,
+                addresses=("192.168.10.20",),
+            ),
+        )
+    ),
+    "lync_ha": KeepalivedSnapshot(
+        services=tuple(sorted(INTERNAL_EDGE + EXTERNAL_EDGE, key=lambda s: s.label)),
+        vrrp=LYNC_VRRP,
+    ),
 }
 
 
-def keepalived_check(config: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """`keepalived -e -t -f` (as lbadmin.engines.daemons runs it) on a file that exists."""
+def keepalived_check(
+    config: str, tmp_path: Path, netns: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`keepalived -e -t -f` (as lbadmin.engines.daemons runs it) on a file that exists, in
+    the network namespace ``netns`` if given (``ip netns exec``)."""
     binary = find_binary("keepalived")
     if binary is None:
         pytest.fail("keepalived is not installed (apt-get install keepalived)")
     path = tmp_path / "keepalived.conf"
     path.write_text(config)
     assert path.is_file()  # -t without -e exits 0 for a missing file
+    prefix = ["ip", "netns", "exec", netns] if netns else []
     return subprocess.run(
-        [binary, "-e", "-t", "-f", str(path)],
+        [*prefix, binary, "-e", "-t", "-f", str(path)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -353,9 +454,33 @@ def test_no_stale_golden_files() -> None:
     assert {path.stem for path in GOLDEN_DIR.glob("*.conf")} == set(CASES)
 
 
+@pytest.fixture(scope="module")
+def vrrp_netns() -> Iterator[str]:
+    """A network namespace with the golden files' interfaces (eth1..eth3, up), or a skip."""
+    if shutil.which("ip") is None or os.geteuid() != 0:
+        pytest.skip("checking vrrp_instance blocks needs root and iproute2 (a namespace)")
+    name = f"kgt{os.getpid()}"
+
+    def ip(*argv: str) -> None:
+        subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=30)
+
+    with contextlib.suppress(subprocess.CalledProcessError):
+        ip("netns", "del", name)
+    try:
+        ip("netns", "add", name)
+        for interface in VRRP_INTERFACES:
+            peer = f"{interface}p"
+            ip("-n", name, "link", "add", interface, "type", "veth", "peer", "name", peer)
+            ip("-n", name, "link", "set", interface, "up")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30, check=False)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_keepalived_accepts_silently(case: str, tmp_path: Path) -> None:
-    result = keepalived_check(render_keepalived(CASES[case], LAYOUT), tmp_path)
+def test_keepalived_accepts_silently(case: str, tmp_path: Path, request) -> None:
+    netns = request.getfixturevalue("vrrp_netns") if CASES[case].vrrp else None
+    result = keepalived_check(render_keepalived(CASES[case], LAYOUT), tmp_path, netns)
     assert result.returncode == 0, result.stdout + result.stderr
     # keepalived reports its "warnings" (config it corrects) the same way as errors.
     assert result.stdout + result.stderr == ""
@@ -395,6 +520,119 @@ REFUSED_BY_KEEPALIVED = {
 def test_keepalived_refuses_broken_files(name: str, tmp_path: Path) -> None:
     result = keepalived_check(REFUSED_BY_KEEPALIVED[name], tmp_path)
     assert result.returncode == KEEPALIVED_CONFIG_ERROR, result.stderr
+
+
+def vrrp_text(global_defs: str = "vrrp_version 3", **changes: str) -> str:
+    """A vrrp_instance shaped like the renderer's, with some lines changed or added."""
+    lines = {
+        "state": "BACKUP",
+        "interface": "eth1",
+        "virtual_router_id": "51",
+        "priority": "150",
+        "advert_int": "0.1",
+        "nopreempt": "",
+        "unicast_src_ip": "192.168.10.1",
+        "unicast_peer": "{\n  192.168.10.2\n }",
+        "virtual_ipaddress": "{\n  192.168.10.10/32 dev eth1\n }",
+        **changes,
+    }
+    text = "\n".join(f" {key} {value}".rstrip() for key, value in lines.items())
+    return f"global_defs {{\n {global_defs}\n}}\nvrrp_instance VI_1 {{\n{text}\n}}\n"
+
+
+def second_instance(name: str = "VI_2", **changes: str) -> str:
+    """vrrp_text's instance block alone, named ``name``, floating 192.168.10.11."""
+    block = vrrp_text(virtual_ipaddress="{\n  192.168.10.11/32 dev eth1\n }", **changes).split(
+        "\n}\n", 1
+    )[1]
+    return block.replace("VI_1", name)
+
+
+VRRP_ACCEPTED_BY_KEEPALIVED = {
+    "the renderer's shape": vrrp_text(),
+    "per instance version 3": vrrp_text("router_id x", version="3"),
+    "advert 0.01 s": vrrp_text(advert_int="0.01"),
+    "advert 40.95 s": vrrp_text(advert_int="40.95"),
+    # keepalived -t does not check that the source address is on the interface.
+    "source address of another subnet": vrrp_text(unicast_src_ip="10.9.9.9"),
+    "check_unicast_src": vrrp_text(check_unicast_src=""),
+    # Accepted by keepalived, refused by the renderer (defence in depth).
+    "peer is this node": vrrp_text(unicast_peer="{\n  192.168.10.1\n }"),
+    "floating address is the node's own": vrrp_text(
+        virtual_ipaddress="{\n  192.168.10.1/32 dev eth1\n }"
+    ),
+}
+# name: (file, what keepalived 2.2.7 says about it)
+VRRP_REFUSED_BY_KEEPALIVED = {
+    # VRRPv2 (the default) counts whole seconds.
+    "sub-second advert without VRRPv3": (
+        vrrp_text("router_id x"),
+        "VRRPv2 advertisement interval 0.100000s must be an integer",
+    ),
+    "missing interface": (vrrp_text(interface="eth9"), "Non-existent interface"),
+    # VRRPv3 carries the interval in 12 bits of centiseconds.
+    "advert over 40.95 s": (vrrp_text(advert_int="41"), "Must be less than 40.96s"),
+    "advert 255 s": (vrrp_text(advert_int="255"), "Must be less than 40.96s"),
+    "advert not in 10 ms units": (vrrp_text(advert_int="0.015"), "must be in units of 10ms"),
+    "advert under 10 ms": (vrrp_text(advert_int="0.005"), "outside range [0.010000"),
+    "priority 0": (vrrp_text(priority="0"), "Priority not valid"),
+    # 255 is the address owner's priority.
+    "priority 255 with nopreempt": (
+        vrrp_text(priority="255"),
+        "nopreempt is incompatible with priority 255",
+    ),
+    "nopreempt with state MASTER": (
+        vrrp_text(state="MASTER"),
+        "nopreempt will not work with initial state MASTER",
+    ),
+    "IPv6 floating address in an IPv4 instance": (
+        vrrp_text(
+            virtual_ipaddress="{\n  192.168.10.10/32 dev eth1\n  2001:db8::10/128 dev eth1\n }"
+        ),
+        "address family must match VRRP instance",
+    ),
+    "IPv4 peer of an IPv6 instance": (
+        vrrp_text(
+            unicast_src_ip="2001:db8::1", virtual_ipaddress="{\n  2001:db8::10/128 dev eth1\n }"
+        ),
+        "MUST be of the same family",
+    ),
+    "VRID twice on one interface and family": (
+        vrrp_text() + second_instance(),
+        "duplicate VRID conflict",
+    ),
+    "instance name twice": (
+        vrrp_text() + second_instance(name="VI_1", virtual_router_id="52"),
+        "vrrp instance VI_1 already defined",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VRRP_ACCEPTED_BY_KEEPALIVED))
+def test_keepalived_accepts_these_vrrp_files(name: str, tmp_path: Path, vrrp_netns: str) -> None:
+    result = keepalived_check(VRRP_ACCEPTED_BY_KEEPALIVED[name], tmp_path, vrrp_netns)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("name", sorted(VRRP_REFUSED_BY_KEEPALIVED))
+def test_keepalived_refuses_broken_vrrp_files(name: str, tmp_path: Path, vrrp_netns: str) -> None:
+    text, message = VRRP_REFUSED_BY_KEEPALIVED[name]
+    result = keepalived_check(text, tmp_path, vrrp_netns)
+    assert result.returncode == KEEPALIVED_CONFIG_ERROR, result.stderr
+    assert message in result.stderr
+
+
+def test_vrrp_instances_need_their_interface(tmp_path: Path) -> None:
+    """Why the VRRP golden files are checked in a namespace: outside it, no eth1."""
+    text = render_keepalived(CASES["vrrp_master"], LAYOUT)
+    interfaces = subprocess.run(
+        ["ip", "-o", "link", "show"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout
+    if ": eth1:" in interfaces or ": eth1@" in interfaces:
+        pytest.skip("this host has an eth1")
+    result = keepalived_check(text, tmp_path)
+    assert result.returncode == KEEPALIVED_CONFIG_ERROR
+    assert "Non-existent interface" in result.stderr
 
 
 def test_keepalived_test_mode_and_missing_files(tmp_path: Path) -> None:
@@ -531,6 +769,99 @@ def test_rendering_is_deterministic() -> None:
         assert output == expected
 
 
+def vrrp_blocks(text: str) -> list[str]:
+    """Each vrrp_instance block's lines, indentation removed."""
+    found = []
+    for chunk in text.split("\n\n"):
+        lines = [line for line in chunk.splitlines() if not line.lstrip().startswith("#")]
+        if lines and lines[0].startswith("vrrp_instance "):
+            found.append([line.strip() for line in lines])
+    return found
+
+
+def test_vrrp_master_key_lines() -> None:
+    text = render_keepalived(CASES["vrrp_master"], LAYOUT)
+    assert vrrp_blocks(text) == [
+        [
+            "vrrp_instance VI_eth1 {",
+            "state BACKUP",
+            "interface eth1",
+            "virtual_router_id 51",
+            "priority 150",
+            "advert_int 0.1",
+            "nopreempt",
+            "unicast_src_ip 192.168.10.1",
+            "unicast_peer {",
+            "192.168.10.2",
+            "}",
+            "check_unicast_src",
+            "virtual_ipaddress {",
+            "192.168.10.10/32 dev eth1",
+            "192.168.10.20/32 dev eth1",
+            "192.168.10.30/32 dev eth1",
+            "}",
+            "}",
+        ]
+    ]
+    assert "    vrrp_version 3\n}\n" in text
+    assert "vrrp_sync_group" not in text  # keepalived refuses a group of one
+    slave = vrrp_blocks(render_keepalived(CASES["vrrp_slave"], LAYOUT))[0]
+    assert "priority 100" in slave and "unicast_src_ip 192.168.10.2" in slave
+    assert slave[slave.index("unicast_peer {") + 1] == "192.168.10.1"
+
+
+def test_vrrp_version_only_with_vrrp() -> None:
+    for name, snapshot in CASES.items():
+        text = render_keepalived(snapshot, LAYOUT)
+        assert ("vrrp_version 3" in text) == bool(snapshot.vrrp), name
+
+
+def test_preempt_and_ipv6() -> None:
+    preempt = vrrp_blocks(render_keepalived(CASES["vrrp_preempt"], LAYOUT))[0]
+    assert "nopreempt" not in preempt and "advert_int 1.25" in preempt
+    ipv6 = vrrp_blocks(render_keepalived(CASES["vrrp_ipv6"], LAYOUT))[0]
+    assert "unicast_src_ip 2001:db8:10::1" in ipv6
+    assert "2001:db8:10::10/128 dev eth1" in ipv6
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [(10, "0.01"), (100, "0.1"), (250, "0.25"), (1000, "1"), (1250, "1.25"), (3000, "3"),
+     (10010, "10.01"), (40950, "40.95")],
+)  # fmt: skip
+def test_advert_int_text(ms: int, text: str) -> None:
+    snapshot = KeepalivedSnapshot(vrrp=(dataclasses.replace(MASTER_ETH1, advert_interval_ms=ms),))
+    assert f"advert_int {text}" in vrrp_blocks(render_keepalived(snapshot, LAYOUT))[0]
+
+
+def test_lync_ha_order_and_sync_group() -> None:
+    """global_defs, the instances, their sync group, then the virtual servers."""
+    text = render_keepalived(CASES["lync_ha"], LAYOUT)
+    heads = [
+        line.split(" {")[0]
+        for line in text.splitlines()
+        if line and not line[0].isspace() and line.endswith("{")
+    ]
+    assert heads[:5] == [
+        "global_defs",
+        "vrrp_instance VI_eth1",
+        "vrrp_instance VI_eth2",
+        "vrrp_instance VI_eth3",
+        "vrrp_sync_group VG_lbadmin",
+    ]
+    assert len(heads) == 5 + 11 and all(h.startswith("virtual_server ") for h in heads[5:])
+    group = text[text.index("vrrp_sync_group") :]
+    assert group.split("}")[0].split() == [
+        "vrrp_sync_group", "VG_lbadmin", "{", "group", "{", "VI_eth1", "VI_eth2", "VI_eth3",
+    ]  # fmt: skip
+    # Every Layer 4 VIP floats.
+    floating = {line.split("/")[0].strip() for line in text.splitlines() if "/32 dev" in line}
+    assert {s.ip for s in CASES["lync_ha"].services} <= floating
+    # The Layer 4 part is the lync_edge file's.
+    edge = render_keepalived(CASES["lync_edge"], LAYOUT)
+    assert text.endswith(edge[edge.index("# Virtual service") :])
+
+
 # ---------------------------------------------------------------------------------------------
 # Hostile values: each one raises ValueError before anything is rendered.
 
@@ -598,6 +929,56 @@ HOSTILE_PATHS = [
     "health",
     "",
     "/" + "a" * 255,  # 256 characters
+    None,
+]
+
+
+def one_vrrp(**changes: object) -> KeepalivedSnapshot:
+    return KeepalivedSnapshot(vrrp=(dataclasses.replace(MASTER_ETH1, **changes),))
+
+
+def two_vrrp(**changes: object) -> KeepalivedSnapshot:
+    """MASTER_ETH1 and a second instance (VI_2, VRID 52, 192.168.10.40) with changes."""
+    second = dataclasses.replace(
+        MASTER_ETH1, name="VI_2", virtual_router_id=52, addresses=("192.168.10.40",)
+    )
+    return KeepalivedSnapshot(vrrp=(MASTER_ETH1, dataclasses.replace(second, **changes)))
+
+
+HOSTILE_VRRP_NAMES = [
+    'VI_1\n    notify_master "/bin/sh -c id"',
+    'VI_1\n}\nvrrp_script x {\n script "/bin/sh"',
+    "VI_1\n",
+    "VI 1",
+    "VI_1#x",
+    "VI_1!x",
+    "VI.1",  # the allowlist: A-Z a-z 0-9 _ -
+    "VI:1",
+    "VI_1{",
+    "VI$1",
+    '"VI_1"',
+    "",
+    "x" * 33,
+    "VIé",
+    None,
+    51,
+]
+HOSTILE_INTERFACES = [
+    'eth1\n    notify_master "/bin/sh"',
+    "eth1\n",
+    "eth1 ",
+    "eth 1",
+    "eth1#",
+    "eth1!x",
+    "eth1{",
+    "eth1/0",
+    "eth1:0",
+    "$IF",
+    ".",
+    "..",
+    "",
+    "x" * 16,
+    "éth1",
     None,
 ]
 
@@ -701,6 +1082,44 @@ HOSTILE_SNAPSHOTS: dict[str, KeepalivedSnapshot] = {
             dataclasses.replace(WEB.real_servers[0], weight=0),
             dataclasses.replace(WEB.real_servers[1], state=AdminState.HALT),
         )
+    ),
+    # VRRP
+    **{f"vrrp name {v!r}": one_vrrp(name=v) for v in HOSTILE_VRRP_NAMES},
+    **{f"vrrp interface {v!r}": one_vrrp(interface=v) for v in HOSTILE_INTERFACES},
+    **{f"vrid {v!r}": one_vrrp(virtual_router_id=v) for v in (0, 256, -1, "51", True, 51.0, None)},
+    **{f"priority {v!r}": one_vrrp(priority=v) for v in (0, 255, -1, "150", True, 150.0)},
+    **{f"local ip {v!r}": one_vrrp(local_ip=v) for v in HOSTILE_IPS},
+    **{f"peer ip {v!r}": one_vrrp(peer_ip=v) for v in HOSTILE_IPS},
+    **{f"floating ip {v!r}": one_vrrp(addresses=(v,)) for v in HOSTILE_IPS},
+    **{
+        f"advert interval {v!r}": one_vrrp(advert_interval_ms=v)
+        for v in (0, 5, 9, 15, 101, 40951, 40960, 25500 * 2, -100, "100", True, 100.0, None)
+    },
+    **{f"preempt {v!r}": one_vrrp(preempt=v) for v in ("yes", 1, 0, None)},
+    "peer is this node": one_vrrp(peer_ip="192.168.10.1"),
+    "no floating address": one_vrrp(addresses=()),
+    "addresses as a bare string": one_vrrp(addresses="192.168.10.10"),
+    "addresses as a list": one_vrrp(addresses=["192.168.10.10"]),
+    "floating address twice": one_vrrp(addresses=("192.168.10.10", "192.168.10.10")),
+    "floating address is the local one": one_vrrp(addresses=("192.168.10.1",)),
+    "floating address is the peer's": one_vrrp(addresses=("192.168.10.10", "192.168.10.2")),
+    "IPv6 floating address in an IPv4 instance": one_vrrp(
+        addresses=("192.168.10.10", "2001:db8::10")
+    ),
+    "IPv6 peer of an IPv4 instance": one_vrrp(peer_ip="2001:db8::2"),
+    "IPv4 floating address in an IPv6 instance": KeepalivedSnapshot(
+        vrrp=(dataclasses.replace(IPV6_ETH1, addresses=("192.168.10.10",)),)
+    ),
+    "vrrp as a bare instance": KeepalivedSnapshot(vrrp=MASTER_ETH1),
+    "vrrp as a list": KeepalivedSnapshot(vrrp=[MASTER_ETH1]),
+    "vrrp holding a service": KeepalivedSnapshot(vrrp=(WEB,)),
+    "vrrp holding a dict": KeepalivedSnapshot(vrrp=(dataclasses.asdict(MASTER_ETH1),)),
+    "instance name twice": two_vrrp(name="VI_eth1"),
+    "preempt differs within the sync group": two_vrrp(preempt=True),
+    "VRID twice on one interface": two_vrrp(virtual_router_id=51),
+    "floating address in two instances": two_vrrp(addresses=("192.168.10.30",)),
+    "floating address is another instance's node address": two_vrrp(
+        interface="eth2", local_ip="192.168.20.11", peer_ip="192.168.10.20"
     ),
 }
 
