@@ -116,6 +116,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "lbadmin.middleware.IdleTimeout",
     "lbadmin.middleware.DefaultPasswordGuard",
+    "lbadmin.middleware.SlaveReadOnly",
 ]
 
 ROOT_URLCONF = "appliance.urls"

@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from lbadmin.menu import MENU
-from lbadmin.models import ConfigRevision, ConfigState
+from lbadmin.models import ConfigRevision, ConfigState, HaNode
 
 
 @cache
@@ -38,4 +38,6 @@ def appliance(request: HttpRequest) -> dict:
         # so only pages that show the box pay its query.
         "config_state": SimpleLazyObject(ConfigState.load) if signed_in else None,
         "apply_revision": SimpleLazyObject(_active_revision) if signed_in else None,
+        # The HA pair role (slave banner, out-of-sync warning); lazy like the blue box.
+        "ha_node": SimpleLazyObject(HaNode.load) if signed_in else None,
     }

@@ -29,6 +29,7 @@ MENU: tuple[MenuSection, ...] = (
             MenuItem("Layer 7 – Advanced Configuration", "lbadmin:l7_advanced"),
             MenuItem("SSL Certificate", "lbadmin:certificates"),
             MenuItem("SSL Termination", "lbadmin:terminations"),
+            MenuItem("High-Availability Configuration", "lbadmin:ha"),
         ),
     ),
     MenuSection(

@@ -49,3 +49,48 @@ class IdleTimeout:
         if request.user.is_authenticated and not polling:
             request.session.modified = True  # saved with a fresh expiry
         return response
+
+
+# What a slave may not change: its cluster configuration comes from the master.
+_CLUSTER_CONFIGURATION = (
+    "lbadmin:l7_",
+    "lbadmin:l4_",
+    "lbadmin:certificate",
+    "lbadmin:termination",
+)
+_CLUSTER_ACTIONS = ("lbadmin:apply", "lbadmin:revision_rollback")
+
+
+class SlaveReadOnly:
+    """On the slave of an HA pair the cluster configuration pages are read-only: every
+    change made there would be overwritten by the master's next push."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view: object, args: object, kwargs: object):
+        if request.method in ("GET", "HEAD", "OPTIONS") or not request.user.is_authenticated:
+            return None
+        match = request.resolver_match
+        name = f"{match.namespace}:{match.url_name}" if match else ""
+        if not (name.startswith(_CLUSTER_CONFIGURATION) or name in _CLUSTER_ACTIONS):
+            return None
+        from lbadmin.models import HaNode  # middleware loads before the app registry
+
+        node = HaNode.load()
+        if node.role != HaNode.Role.SLAVE:
+            return None
+        messages.error(
+            request,
+            f"Nothing was saved: this appliance is the slave; change the configuration on the "
+            f"master {node.peer_ip}.",
+        )
+        return HttpResponse(
+            "This appliance is the slave of a clustered pair: its cluster configuration is "
+            f"changed on the master {node.peer_ip}.",
+            status=403,
+            content_type="text/plain",
+        )

@@ -40,3 +40,17 @@ def drain_then_halt_task(server_id: int) -> bool:
     if not done:
         drain_then_halt_task.apply_async((server_id,), countdown=0.5)
     return done
+
+
+@shared_task(bind=True, max_retries=None)
+def ha_sync_task(self) -> bool:
+    """Push the master's running configuration to the slave; while the slave is unreachable,
+    retry with a growing pause (2 s, 4 s, … at most 5 min) until it comes back."""
+    from lbadmin.services.ha import PeerError, ha_sync_push
+
+    try:
+        return ha_sync_push()
+    except PeerError as error:
+        if not error.unreachable:
+            return False  # recorded on the HA page; the next apply or "Sync now" tries again
+        raise self.retry(countdown=min(300, 2 ** min(self.request.retries + 1, 9))) from error

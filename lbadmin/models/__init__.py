@@ -1,6 +1,7 @@
 from .audit import AuditEntry
 from .certificate import SslCertificate, SslTermination
 from .config_state import ConfigRevision, ConfigState
+from .ha import HaNode
 from .l4 import L4RealServer, L4VirtualService
 from .l7 import L7Settings, RealServer, VirtualService
 from .user import User
@@ -9,6 +10,7 @@ __all__ = [
     "AuditEntry",
     "ConfigRevision",
     "ConfigState",
+    "HaNode",
     "L4RealServer",
     "L4VirtualService",
     "L7Settings",

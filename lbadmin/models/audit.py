@@ -24,6 +24,10 @@ class AuditEntry(models.Model):
         SERVER_STATE_CHANGED = "server_state_changed", "Real server state changed"
         CERTIFICATE_ADDED = "certificate_added", "SSL certificate added"
         CERTIFICATE_DELETED = "certificate_deleted", "SSL certificate deleted"
+        HA_PAIRED = "ha_paired", "HA pair formed"
+        HA_BROKEN = "ha_broken", "HA pair broken"
+        HA_SYNCED = "ha_synced", "Configuration received from the master"
+        HA_TAKEOVER = "ha_takeover", "Floating IPs handed over"
 
     at = models.DateTimeField(default=timezone.now)
     actor = models.ForeignKey(

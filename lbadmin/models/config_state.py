@@ -43,6 +43,7 @@ class ConfigRevision(models.Model):
         APPLY = "apply", "Apply"
         ROLLBACK = "rollback", "Rollback"
         IMPORT = "import", "Import"
+        SYNC = "sync", "Sync from the master"
 
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -9,6 +9,7 @@ file, save server states, reload, verify, restore on failure) → lbadmin.engine
 when, outcome, texts, hash, diff).
 """
 
+import dataclasses
 import difflib
 import hashlib
 import logging
@@ -67,6 +68,7 @@ from lbadmin.services.certificates import (
 from lbadmin.services.changes import HAPROXY, KEEPALIVED, STUNNEL, config_changed
 from lbadmin.services.daemons import daemon_controllers, runtime_layout
 from lbadmin.services.document_forms import form_data, form_problems, label_of
+from lbadmin.services.ha import floating_binds_allow, ha_sync_request, vrrp_instances
 from lbadmin.services.l4 import keepalived_snapshot, l4_admin_states, l4_export, l4_import
 from lbadmin.services.locks import node_lock
 
@@ -125,10 +127,18 @@ def render_document(document: dict[str, Any], states: States) -> RenderedConfig:
         StunnelInstance(name=t.instance, config=configs[t.instance], host=t.ip, port=t.port)
         for t in terminations
     )
-    keepalived = render_keepalived(keepalived_snapshot(document, states.layer4), layout)
+    keepalived = keepalived_text(document, states.layer4)
     return RenderedConfig(
         haproxy=haproxy, stunnel=instances, certificate_files=files, keepalived=keepalived
     )
+
+
+def keepalived_text(document: dict[str, Any], layer4_states: AdminStates) -> str:
+    """keepalived.conf for a document: its Layer 4 services, and the VRRP instances that
+    float its addresses when this node is in an HA pair."""
+    snapshot = keepalived_snapshot(document, layer4_states)
+    snapshot = dataclasses.replace(snapshot, vrrp=vrrp_instances(document))
+    return render_keepalived(snapshot, runtime_layout())
 
 
 def _termination_snapshots(
@@ -374,6 +384,9 @@ def config_apply_run(revision_id: int) -> ConfigRevision:
             revision.finished_at = timezone.now()
             revision.save()
         ok = revision.status != ConfigRevision.Status.FAILED
+        if ok:
+            # The slave of an HA pair follows what the master runs.
+            transaction.on_commit(ha_sync_request)
         audit_record(
             action=AuditEntry.Action.APPLY_SUCCEEDED if ok else AuditEntry.Action.APPLY_FAILED,
             actor=revision.actor,
@@ -389,6 +402,7 @@ def _apply_revision(revision: ConfigRevision) -> None:
     new file, those already changed go back to their previous files, so the node keeps
     running one whole, earlier configuration."""
     started = time.monotonic()
+    floating_binds_allow()  # a node just paired binds addresses it does not hold yet
     generation, document, states = _consistent_snapshot()
     snapshot_done = time.monotonic()
     rendered = render_document(document, states)

@@ -54,8 +54,11 @@ def daemons_start() -> None:
     """Start every daemon from its live configuration; on first start that is the bootstrap
     configuration, written here (stunnel: every SSL termination's instance, if any).
     Daemons already running are left alone."""
+    from lbadmin.services.ha import floating_binds_allow  # ha uses this module
+
     layout = runtime_layout()
     layout.ensure()
+    floating_binds_allow()
     for name, control in daemon_controllers().items():
         bootstrap = _BOOTSTRAP.get(name)
         if bootstrap is not None and not control.config_path.exists():

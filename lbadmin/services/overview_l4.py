@@ -11,11 +11,11 @@ from lbadmin.engines.haproxy_runtime import LiveStatus
 from lbadmin.engines.ipvs import IpvsService, read_ipvs
 from lbadmin.engines.keepalived_apply import apply_keepalived_config
 from lbadmin.models import AuditEntry, ConfigRevision, L4RealServer, L4VirtualService, User
-from lbadmin.render.keepalived import render_keepalived
 from lbadmin.render.snapshot import AdminState, L4Protocol
 from lbadmin.services.audit import audit_record
-from lbadmin.services.daemons import daemon_controllers, layer4_unavailable_reason, runtime_layout
-from lbadmin.services.l4 import keepalived_snapshot, l4_admin_states
+from lbadmin.services.config import keepalived_text
+from lbadmin.services.daemons import daemon_controllers, layer4_unavailable_reason
+from lbadmin.services.l4 import l4_admin_states
 from lbadmin.services.locks import node_lock
 from lbadmin.services.overview import summarise
 
@@ -114,9 +114,7 @@ def l4server_set_state(
         text = ""
         if running is not None:
             try:
-                text = render_keepalived(
-                    keepalived_snapshot(running.document, l4_admin_states()), runtime_layout()
-                )
+                text = keepalived_text(running.document, l4_admin_states())
             except ValueError as error:  # leaving the block rolls the state back
                 raise StateRefused(
                     f"{service.label}/{server.label} stays as it was: {error}"

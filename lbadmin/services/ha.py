@@ -1,0 +1,567 @@
+"""The HA clustered pair: pairing two appliances, pushing the master's configuration to the
+slave after every apply, and what each node tells the other.
+
+Trust between the nodes:
+- Pairing: the master calls the peer's HTTPS API once with the peer's `loadbalancer` password
+  (checked behind the same login throttle as the WebUI, never stored) and hands it a fresh
+  random pair key. Each side pins the other's WebUI certificate (SHA-256).
+- Afterwards every call carries an HMAC-SHA256 of method, path, time and body under the pair
+  key; the receiver checks the sender's node id, the clock (±5 min) and the MAC.
+- Private keys of certificates travel re-encrypted under a key derived from the pair key; each
+  node stores them under its own key file.
+"""
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import re
+import secrets
+import ssl
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.serialization import Encoding
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from lbadmin.models import AuditEntry, ConfigRevision, HaNode, User
+from lbadmin.render.snapshot import VrrpInstance
+from lbadmin.services.audit import audit_record
+from lbadmin.services.secrets import secret_decrypt, secret_encrypt
+
+API_PREFIX = "/lbadmin/api/ha/"
+HEADER_NODE = "X-Lbadmin-Node"
+HEADER_TIME = "X-Lbadmin-Time"
+HEADER_SIGNATURE = "X-Lbadmin-Signature"
+MAX_CLOCK_SKEW_S = 300
+CALL_TIMEOUT_S = 10.0
+SYNC_WAIT_S = 90.0  # how long the slave waits for its own apply before answering
+MAX_BODY = 16 * 1024 * 1024
+FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class PeerError(Exception):
+    """The peer could not be reached or refused; the message is fit for the administrator."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+class PeerAuthError(Exception):
+    """A call that claims to come from the peer does not prove it."""
+
+
+# --- Keys and signatures -------------------------------------------------------------------
+
+
+def pair_key(node: HaNode) -> bytes:
+    return secret_decrypt(bytes(node.pair_key_encrypted))
+
+
+def _wrapping(key: bytes) -> Fernet:
+    """The Fernet key certificates' private keys travel under (derived, not the MAC key)."""
+    derived = hashlib.sha256(b"lbadmin certificate keys\0" + key).digest()
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def sign(key: bytes, method: str, path: str, timestamp: str, body: bytes) -> str:
+    message = f"{method}\n{path}\n{timestamp}\n".encode() + body
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def verify_peer_call(node: HaNode, method: str, path: str, headers: Any, body: bytes) -> None:
+    """Raises PeerAuthError unless the call is signed by this node's paired peer."""
+    if not node.paired or not node.peer_node_id:
+        raise PeerAuthError("this appliance is not in a pair")
+    if headers.get(HEADER_NODE, "") != str(node.peer_node_id):
+        raise PeerAuthError("the call does not come from this appliance's peer")
+    timestamp = headers.get(HEADER_TIME, "")
+    try:
+        skew = abs(time.time() - float(timestamp))
+    except ValueError:
+        raise PeerAuthError("the call carries no valid time") from None
+    if skew > MAX_CLOCK_SKEW_S:
+        raise PeerAuthError(f"the nodes' clocks differ by {skew:.0f} s: set both right")
+    expected = sign(pair_key(node), method, path, timestamp, body)
+    if not hmac.compare_digest(expected, headers.get(HEADER_SIGNATURE, "")):
+        raise PeerAuthError("the call's signature is wrong")
+
+
+def webui_fingerprint() -> str:
+    """SHA-256 of this node's WebUI certificate (DER), which the peer pins."""
+    certificate = x509.load_pem_x509_certificate(settings.LBADMIN_TLS_CERT.read_bytes())
+    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+
+
+# --- Calling the peer ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerAnswer:
+    status: int
+    data: dict[str, Any]
+    fingerprint: str  # of the certificate the peer presented
+
+
+def peer_call(
+    peer_ip: str,
+    path: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    node: HaNode | None = None,
+    pinned: str = "",
+    timeout: float = CALL_TIMEOUT_S,
+) -> PeerAnswer:
+    """One HTTPS call to the peer's API (POST with a JSON body, or GET when payload is None);
+    signed when ``node`` is given; the peer's certificate must match ``pinned`` if set."""
+    method = "GET" if payload is None else "POST"
+    body = b"" if payload is None else json.dumps(payload, sort_keys=True).encode()
+    url_path = API_PREFIX + path
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if node is not None:
+        timestamp = f"{time.time():.3f}"
+        headers |= {
+            HEADER_NODE: str(node.node_id),
+            HEADER_TIME: timestamp,
+            HEADER_SIGNATURE: sign(pair_key(node), method, url_path, timestamp, body),
+        }
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # self-signed WebUI certificates: pinned instead
+    host = f"[{peer_ip}]" if ":" in peer_ip else peer_ip
+    where = f"https://{host}:{settings.LBADMIN_HTTPS_PORT}"
+    connection = http.client.HTTPSConnection(
+        peer_ip, settings.LBADMIN_HTTPS_PORT, timeout=timeout, context=context
+    )
+    try:
+        connection.connect()
+        der = connection.sock.getpeercert(binary_form=True) or b""
+        fingerprint = hashlib.sha256(der).hexdigest()
+        if pinned and not hmac.compare_digest(fingerprint, pinned):
+            raise PeerError(
+                f"{where} presented another certificate than at pairing (SHA-256 {fingerprint}): "
+                "refusing to talk to it. Break the pair and pair again if the peer was rebuilt."
+            )
+        connection.request(method, url_path, body=body or None, headers=headers)
+        response = connection.getresponse()
+        raw = response.read(MAX_BODY)
+    except (OSError, http.client.HTTPException) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise PeerError(f"no appliance answers at {where} ({reason})", unreachable=True) from None
+    finally:
+        connection.close()
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError
+    except ValueError:
+        raise PeerError(
+            f"{where} answered, but not as an lbadmin appliance (HTTP {response.status})"
+        ) from None
+    return PeerAnswer(status=response.status, data=data, fingerprint=fingerprint)
+
+
+def call_peer(node: HaNode, path: str, payload: dict[str, Any] | None = None, **kw: Any) -> dict:
+    """A signed call to this node's peer; PeerError unless it answers 200."""
+    answer = peer_call(node.peer_ip, path, payload, node=node, pinned=node.peer_fingerprint, **kw)
+    if answer.status != 200:
+        raise PeerError(str(answer.data.get("error") or f"the peer answered HTTP {answer.status}"))
+    return answer.data
+
+
+# --- Pairing ---------------------------------------------------------------------------------
+
+
+def ha_pair(
+    *, actor: User | None, local_ip: str, peer_ip: str, password: str, source_ip: str | None
+) -> list[str]:
+    """Pair this node (the master) with a standalone appliance at peer_ip (the slave).
+    Returns the progress steps; raises PeerError with the reason when it cannot."""
+    from lbadmin.engines.netinfo import holds_address
+
+    node = HaNode.load()
+    if node.paired:
+        raise PeerError(f"this appliance is already the {node.role} of a pair with {node.peer_ip}")
+    if local_ip == peer_ip or holds_address(peer_ip):
+        raise PeerError(f"{peer_ip} is this appliance itself: give the other appliance's address")
+    if not holds_address(local_ip):
+        raise PeerError(f"{local_ip} is not an address of this appliance")
+    steps = [f"Attempting to pair with {peer_ip}.."]
+    key = secrets.token_bytes(32)
+    answer = peer_call(
+        peer_ip,
+        "pair/",
+        {
+            "username": settings.LBADMIN_DEFAULT_USERNAME,
+            "password": password,
+            "master_ip": local_ip,
+            "slave_ip": peer_ip,
+            "master_node_id": str(node.node_id),
+            "master_fingerprint": webui_fingerprint(),
+            "pair_key": base64.b64encode(key).decode(),
+        },
+    )
+    if answer.status != 200:
+        raise PeerError(str(answer.data.get("error") or f"the peer answered HTTP {answer.status}"))
+    try:
+        peer_node_id = uuid.UUID(str(answer.data["node_id"]))
+    except (KeyError, ValueError):
+        raise PeerError(f"{peer_ip} answered the pairing without a valid node id") from None
+    steps.append("configuring..")
+    with transaction.atomic():
+        node = HaNode.objects.select_for_update().get(pk=node.pk)
+        node.role = HaNode.Role.MASTER
+        node.local_ip, node.peer_ip, node.peer_node_id = local_ip, peer_ip, peer_node_id
+        node.peer_fingerprint = answer.fingerprint
+        node.pair_key_encrypted = secret_encrypt(key)
+        node.paired_at = timezone.now()
+        node.out_of_sync_since, node.sync_error = timezone.now(), "not synced yet"
+        node.save()
+        audit_record(
+            action=AuditEntry.Action.HA_PAIRED,
+            actor=actor,
+            source_ip=source_ip,
+            target=f"slave {peer_ip}",
+        )
+        transaction.on_commit(ha_sync_request)
+    steps.append(f"Paired: this appliance ({local_ip}) is the master, {peer_ip} the slave.")
+    return steps
+
+
+def ha_accept_pairing(payload: dict[str, Any], *, source_ip: str | None) -> HaNode:
+    """The slave's side of pairing (its API), after the password was checked. Raises
+    PeerError (with an HTTP status in .args[1]) when it refuses."""
+    from lbadmin import allowlists
+
+    node = HaNode.load()
+    try:
+        master_ip = allowlists.clean_ip(str(payload["master_ip"]))
+        slave_ip = allowlists.clean_ip(str(payload["slave_ip"]))
+        master_node_id = uuid.UUID(str(payload["master_node_id"]))
+        fingerprint = str(payload["master_fingerprint"])
+        key = base64.b64decode(str(payload["pair_key"]), validate=True)
+    except (KeyError, ValueError, TypeError, ValidationError):
+        raise PeerError("the pairing request is malformed") from None
+    if len(key) != 32 or not FINGERPRINT_RE.fullmatch(fingerprint):
+        raise PeerError("the pairing request is malformed")
+    if master_node_id == node.node_id:
+        raise PeerError("that is this appliance itself")
+    if node.paired:
+        raise PeerError(f"this appliance already belongs to a pair with {node.peer_ip}")
+    node.role = HaNode.Role.SLAVE
+    node.local_ip, node.peer_ip, node.peer_node_id = slave_ip, master_ip, master_node_id
+    node.peer_fingerprint = fingerprint
+    node.pair_key_encrypted = secret_encrypt(key)
+    node.paired_at = timezone.now()
+    node.save()
+    audit_record(
+        action=AuditEntry.Action.HA_PAIRED, source_ip=source_ip, target=f"master {master_ip}"
+    )
+    return node
+
+
+def ha_break(*, actor: User | None, source_ip: str | None, tell_peer: bool = True) -> str:
+    """Break the pair: both nodes become standalone (the peer is told if it answers).
+    Returns a warning when the peer could not be told."""
+    node = HaNode.load()
+    warning = ""
+    if node.paired and tell_peer:
+        try:
+            call_peer(node, "unpair/", {}, timeout=5)
+        except PeerError as error:
+            warning = f"The peer was not told ({error}): break the pair on it too."
+    peer = node.peer_ip
+    HaNode.objects.filter(pk=node.pk).update(
+        role=HaNode.Role.STANDALONE, local_ip=None, peer_ip=None, peer_node_id=None,
+        peer_fingerprint="", pair_key_encrypted=b"", paired_at=None, synced_generation=None,
+        synced_hash="", synced_at=None, out_of_sync_since=None, sync_error="",
+    )  # fmt: skip
+    audit_record(
+        action=AuditEntry.Action.HA_BROKEN, actor=actor, source_ip=source_ip, target=f"peer {peer}"
+    )
+    return warning
+
+
+# --- Configuration sync ------------------------------------------------------------------------
+
+
+def config_hash(document: dict[str, Any]) -> str:
+    """The configuration's identity, the same on both nodes: the document without the
+    wrapped private keys (each node stores them under its own key)."""
+    stripped = json.loads(json.dumps(document))
+    for certificate in stripped.get("ssl", {}).get("certificates", []):
+        certificate.pop("key_encrypted", None)
+    canonical = json.dumps(stripped, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def rewrap_keys(document: dict[str, Any], *, unwrap: Any, wrap: Any) -> dict[str, Any]:
+    """A copy of the document whose certificates' private keys are unwrapped with one
+    function and wrapped with another (this node's key file ↔ the pair's key)."""
+    copy = json.loads(json.dumps(document))
+    for certificate in copy["ssl"]["certificates"]:
+        plain = unwrap(certificate["key_encrypted"].encode("ascii"))
+        certificate["key_encrypted"] = wrap(plain).decode("ascii")
+    return copy
+
+
+def running_revision() -> ConfigRevision | None:
+    """The last revision this node applied (what its daemons run)."""
+    return (
+        ConfigRevision.objects.filter(
+            status__in=[ConfigRevision.Status.APPLIED, ConfigRevision.Status.UNCHANGED]
+        )
+        .exclude(document=None)
+        .first()
+    )
+
+
+def ha_sync_request() -> None:
+    """Queue a push to the slave (the master's worker runs it, retrying while it is down)."""
+    from lbadmin.tasks import ha_sync_task  # tasks import services
+
+    if HaNode.load().role == HaNode.Role.MASTER:
+        ha_sync_task.delay()
+
+
+def ha_sync_push() -> bool:
+    """Push what this master runs to its slave. True when the slave runs it too. Records the
+    outcome for the HA page and System Overview; raises PeerError when the slave is
+    unreachable (the task retries with backoff)."""
+    node = HaNode.load()
+    if node.role != HaNode.Role.MASTER:
+        return True
+    revision = running_revision()
+    if revision is None:
+        return False
+    wrapping = _wrapping(pair_key(node))
+    document = rewrap_keys(revision.document, unwrap=secret_decrypt, wrap=wrapping.encrypt)
+    expected = config_hash(revision.document)
+    try:
+        answer = call_peer(
+            node,
+            "sync/",
+            {"generation": revision.generation, "document": document},
+            timeout=SYNC_WAIT_S + 10,
+        )
+    except PeerError as error:
+        _record_sync(node, ok=False, error=str(error))
+        raise
+    ok = answer.get("status") in ("applied", "unchanged") and answer.get("hash") == expected
+    error = (
+        "" if ok else str(answer.get("error") or f"the slave's apply ended {answer.get('status')}")
+    )
+    _record_sync(node, ok=ok, error=error, generation=revision.generation, hash_=expected)
+    return ok
+
+
+def _record_sync(
+    node: HaNode, *, ok: bool, error: str = "", generation: int | None = None, hash_: str = ""
+) -> None:
+    now = timezone.now()
+    if ok:
+        HaNode.objects.filter(pk=node.pk).update(
+            synced_generation=generation, synced_hash=hash_, synced_at=now,
+            out_of_sync_since=None, sync_error="",
+        )  # fmt: skip
+    else:
+        HaNode.objects.filter(pk=node.pk, out_of_sync_since=None).update(out_of_sync_since=now)
+        HaNode.objects.filter(pk=node.pk).update(sync_error=error[:4000])
+
+
+def ha_accept_sync(payload: dict[str, Any], *, source_ip: str | None) -> dict[str, Any]:
+    """The slave's side of a push: import (validated whole, as any import), apply through its
+    own pipeline, answer how it went. A refused document leaves the slave as it was."""
+    from lbadmin.services.config import ImportRejected, config_apply_request, config_import
+
+    node = HaNode.load()
+    wrapping = _wrapping(pair_key(node))
+    try:
+        document = rewrap_keys(payload["document"], unwrap=wrapping.decrypt, wrap=secret_encrypt)
+    except (KeyError, TypeError, AttributeError, InvalidToken, UnicodeError):
+        return {"status": "refused", "error": "the pushed configuration is malformed"}
+    try:
+        config_import(actor=None, document=document, reason=f"sync from master {node.peer_ip}")
+    except ImportRejected as rejected:
+        return {"status": "refused", "error": "; ".join(rejected.problems)[:4000]}
+    audit_record(
+        action=AuditEntry.Action.HA_SYNCED, source_ip=source_ip, target=f"master {node.peer_ip}"
+    )
+    revision = config_apply_request(actor=None, kind=ConfigRevision.Kind.SYNC)
+    deadline = time.monotonic() + SYNC_WAIT_S
+    while not revision.finished and time.monotonic() < deadline:
+        time.sleep(0.1)
+        revision.refresh_from_db()
+    return {
+        "status": revision.status,
+        "revision": revision.pk,
+        "hash": config_hash(revision.document) if revision.document else "",
+        "error": revision.error,
+    }
+
+
+# --- What the nodes tell each other ------------------------------------------------------------
+
+
+def ha_status_local() -> dict[str, Any]:
+    """This node as its peer sees it (the status API)."""
+    node = HaNode.load()
+    revision = running_revision()
+    return {
+        "role": node.role,
+        "node_id": str(node.node_id),
+        "config_hash": config_hash(revision.document) if revision else "",
+        "active": holds_floating_addresses(),
+    }
+
+
+def floating_addresses() -> list[str]:
+    """The virtual services' addresses: what floats between the nodes."""
+    from lbadmin.models import L4VirtualService, VirtualService
+
+    addresses = set(VirtualService.objects.values_list("ip", flat=True))
+    addresses |= set(L4VirtualService.objects.values_list("ip", flat=True))
+    return sorted(addresses)
+
+
+def holds_floating_addresses() -> bool | None:
+    """Whether this node holds the floating addresses now (None: there are none)."""
+    from lbadmin.engines.netinfo import holds_address
+
+    addresses = floating_addresses()
+    if not addresses:
+        return None
+    try:
+        return holds_address(addresses[0])
+    except (OSError, ValueError):
+        return None
+
+
+# --- Floating addresses: who holds them --------------------------------------------------------
+
+
+def ha_hand_over(*, actor: User | None, source_ip: str | None) -> str:
+    """Let the peer take the floating addresses: restart keepalived here, so this node stops
+    sending adverts for a moment and the peer becomes master; with nopreempt (the default)
+    this node then stays backup. Returns '' or keepalived's error."""
+    from lbadmin.services.daemons import daemon_restart
+
+    error = daemon_restart("keepalived")
+    audit_record(
+        action=AuditEntry.Action.HA_TAKEOVER,
+        actor=actor,
+        source_ip=source_ip,
+        target="handed the floating IPs to the peer",
+        detail={"error": error} if error else {},
+    )
+    return error
+
+
+def ha_take_over(*, actor: User | None, source_ip: str | None) -> str:
+    """Take the floating addresses: ask the peer to hand them over. Returns '' or why not."""
+    node = HaNode.load()
+    try:
+        answer = call_peer(node, "hand-over/", {})
+    except PeerError as error:
+        return str(error)
+    audit_record(
+        action=AuditEntry.Action.HA_TAKEOVER,
+        actor=actor,
+        source_ip=source_ip,
+        target=f"took the floating IPs from {node.peer_ip}",
+    )
+    return str(answer.get("error") or "")
+
+
+def ha_restart_heartbeat(*, actor: User | None, source_ip: str | None) -> list[str]:
+    """Restart keepalived here and, on the master, on the slave too (as the guide says).
+    Returns the problems."""
+    from lbadmin.services.daemons import daemon_restart
+
+    problems = []
+    error = daemon_restart("keepalived")
+    if error:
+        problems.append(f"here: {error}")
+    node = HaNode.load()
+    if node.role == HaNode.Role.MASTER:
+        try:
+            answer = call_peer(node, "restart-heartbeat/", {})
+            if answer.get("error"):
+                problems.append(f"on the slave: {answer['error']}")
+        except PeerError as error:
+            problems.append(f"on the slave: {error}")
+    audit_record(
+        action=AuditEntry.Action.SERVICE_RESTARTED,
+        actor=actor,
+        source_ip=source_ip,
+        target="keepalived (heartbeat)",
+        detail={"problems": problems} if problems else {},
+    )
+    return problems
+
+
+# --- Floating addresses: what keepalived is told ----------------------------------------------
+
+MASTER_PRIORITY = 150
+SLAVE_PRIORITY = 100
+
+
+def vrrp_instances(document: dict[str, Any]) -> tuple[VrrpInstance, ...]:
+    """The VRRP instances of this node for the virtual services of ``document``: one per
+    interface that carries floating addresses, unicast to the peer, both nodes BACKUP with
+    distinct priorities and no preemption, so a node that comes back never fights for the
+    addresses. Empty when this node is not in a pair. Addresses that no interface of this
+    node can carry (no subnet contains them), or of the other address family than the pair's
+    own addresses, cannot float and are left out."""
+    from lbadmin.engines.netinfo import NetinfoError, interface_for
+
+    node = HaNode.load()
+    if not node.paired or not node.local_ip or not node.peer_ip:
+        return ()
+    family = ":" in node.local_ip
+    addresses = {item["ip"] for item in document["layer7"]["virtual_services"]}
+    addresses |= {item["ip"] for item in document["layer4"]["virtual_services"]}
+    by_interface: dict[str, list[str]] = {}
+    for address in sorted(addresses):
+        if (":" in address) != family or address in (node.local_ip, node.peer_ip):
+            continue
+        try:
+            interface = interface_for(address)
+        except NetinfoError:
+            interface = None
+        if interface:
+            by_interface.setdefault(interface, []).append(address)
+    # Both nodes derive the same router id from the pair key they share.
+    vrid = hashlib.sha256(b"lbadmin vrid\0" + pair_key(node)).digest()[0] % 254 + 1
+    priority = MASTER_PRIORITY if node.role == HaNode.Role.MASTER else SLAVE_PRIORITY
+    return tuple(
+        VrrpInstance(
+            name=re.sub(r"[^A-Za-z0-9_-]", "_", f"VI_{interface}")[:32],
+            interface=interface,
+            virtual_router_id=vrid,
+            priority=priority,
+            local_ip=node.local_ip,
+            peer_ip=node.peer_ip,
+            addresses=tuple(vips),
+        )
+        for interface, vips in sorted(by_interface.items())
+    )
+
+
+def floating_binds_allow() -> None:
+    """On a node in a pair, let HAProxy and stunnel bind floating addresses this node does not
+    hold yet (net.ipv4/ipv6.ip_nonlocal_bind in its network namespace): the BACKUP must be
+    ready to serve the moment keepalived moves them. Nothing changes on a standalone node."""
+    from lbadmin.engines.netinfo import set_nonlocal_bind
+
+    if HaNode.load().paired:
+        set_nonlocal_bind(True)

@@ -1,0 +1,191 @@
+"""Two appliances, each in its own network namespace, paired through their real HTTPS APIs:
+pairing and its refusals, a change applied on the master reaching the slave, the slave's
+read-only pages, a slave that was down catching up, and failover of a floating VIP.
+
+    client 192.0.2.100 (also the real server :8080) ── switch ── A 192.0.2.1, B 192.0.2.2
+    floating VIP 192.0.2.10 (Layer 7 service "Web", port 80)
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.ha_support import CLIENT_IP, CLIENT_NS, wait_for
+
+pytest_plugins = ["tests.ha_support"]
+pytestmark = pytest.mark.ha
+
+VIP = "192.0.2.10"
+BACKEND_PORT = 8080
+
+
+@pytest.fixture(scope="module")
+def backend(ha_cluster):
+    """The real server, in the client's namespace so both nodes reach it."""
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", CLIENT_NS, sys.executable, "-m", "http.server",
+         str(BACKEND_PORT), "--bind", CLIENT_IP],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    yield
+    process.kill()
+    process.wait(timeout=5)
+
+
+def node_state(node) -> dict:
+    code = (
+        "import json; from lbadmin.models import HaNode; n = HaNode.load(); "
+        "print(json.dumps({'role': n.role, 'peer': n.peer_ip, "
+        "'out_of_sync': n.out_of_sync_since is not None, 'error': n.sync_error, "
+        "'hash': n.synced_hash}))"
+    )
+    return json.loads(node.shell(code).strip().splitlines()[-1])
+
+
+def export(node) -> dict:
+    return json.loads(node.manage("lbconfig", "export"))
+
+
+def labels(node) -> set[str]:
+    return {item["label"] for item in export(node)["layer7"]["virtual_services"]}
+
+
+def add_web_service(client, node, label: str, ip: str = VIP) -> None:
+    response = client.post(
+        node,
+        "/lbadmin/cluster/l7/services/add/",
+        {"label": label, "ip": ip, "ports": "80", "protocol": "http"},
+    )
+    assert response.status == 302, response.text[:2000]
+    pk = node.shell(
+        "from lbadmin.models import VirtualService; "
+        f"print(VirtualService.objects.get(label={label!r}).pk)"
+    ).split()[-1]
+    response = client.post(
+        node,
+        f"/lbadmin/cluster/l7/services/{pk}/servers/add/",
+        {"label": "WEB-1", "ip": CLIENT_IP, "port": str(BACKEND_PORT), "weight": "100"},
+    )
+    assert response.status == 302, response.text[:2000]
+
+
+def apply(node) -> None:
+    node.manage("lbconfig", "apply", "--wait")
+
+
+def test_pairing_refusals_then_a_pair(two_nodes) -> None:
+    a, b, client = two_nodes
+    wrong = client.post(
+        a, "/lbadmin/cluster/ha/", {"local_ip": a.address, "peer_ip": b.address, "password": "x"}
+    )
+    assert "wrong password for the loadbalancer user on the peer" in wrong.text
+    nobody = client.post(
+        a,
+        "/lbadmin/cluster/ha/",
+        {"local_ip": a.address, "peer_ip": "192.0.2.77", "password": b.admin_password},
+    )
+    assert "no appliance answers at https://192.0.2.77:9443" in nobody.text
+    assert node_state(b)["role"] == "standalone"
+
+    paired = client.post(
+        a,
+        "/lbadmin/cluster/ha/",
+        {"local_ip": a.address, "peer_ip": b.address, "password": b.admin_password},
+        follow=True,
+    )
+    assert "Attempting to pair with 192.0.2.2.." in paired.text
+    assert "Paired: this appliance (192.0.2.1) is the master" in paired.text
+    assert (node_state(a)["role"], node_state(b)["role"]) == ("master", "slave")
+    assert node_state(b)["peer"] == a.address
+    page = client.get(a, "/lbadmin/cluster/ha/").text
+    assert 'id="ha-nodes"' in page and b.address in page
+
+    # B already belongs to a pair; A cannot be paired twice.
+    again = client.post(
+        b,
+        "/lbadmin/cluster/ha/",
+        {"local_ip": b.address, "peer_ip": a.address, "password": a.admin_password},
+    )
+    assert "already" in again.text
+
+
+def test_a_change_on_the_master_reaches_the_slave(two_nodes, backend) -> None:
+    a, b, client = two_nodes
+    add_web_service(client, a, "Web")
+    apply(a)
+
+    def in_sync() -> bool:
+        state = node_state(a)
+        return not state["out_of_sync"] and "Web" in labels(b)
+
+    wait_for(in_sync, 60, "the slave to receive and apply the master's configuration")
+    assert export(b)["layer7"] == export(a)["layer7"]
+    # The slave serves it too: its HAProxy runs the service (bound to the floating VIP it
+    # does not hold: ip_nonlocal_bind), ready for a failover.
+    assert f"bind {VIP}:80" in (b.var_dir / "etc" / "haproxy.cfg").read_text()
+    assert "vrrp_instance" in (b.var_dir / "etc" / "keepalived.conf").read_text()
+    assert client.health(b).json()["daemons"]["haproxy"] is True
+
+    # The slave's pages are read-only and say why.
+    page = client.get(b, "/lbadmin/cluster/l7/services/").text
+    assert 'id="ha-slave-banner"' in page and a.address in page
+    refused = client.post(
+        b,
+        "/lbadmin/cluster/l7/services/add/",
+        {"label": "Local", "ip": "192.0.2.20", "ports": "80", "protocol": "http"},
+    )
+    assert refused.status == 403
+    assert "Local" not in labels(b)
+
+
+def test_a_slave_that_was_down_catches_up(two_nodes, backend) -> None:
+    a, b, client = two_nodes
+    b.stop()
+    add_web_service(client, a, "WebWhileDown", ip="192.0.2.11")
+    apply(a)
+    wait_for(lambda: node_state(a)["out_of_sync"], 30, "the master to notice the slave is down")
+    overview = client.get(a, "/lbadmin/").text
+    assert "out of sync since" in overview and b.address in overview
+    b.start()
+    client.post(a, "/lbadmin/cluster/ha/sync/")  # "Sync now" rather than the retry's pause
+    wait_for(lambda: "WebWhileDown" in labels(b), 90, "the slave to catch up")
+    wait_for(lambda: not node_state(a)["out_of_sync"], 30, "the master to record it")
+
+
+def test_take_over_and_hand_back(two_nodes, backend) -> None:
+    a, b, client = two_nodes
+
+    def holds(node) -> bool:
+        return (
+            "active (holds them)"
+            in client.get(node, "/lbadmin/cluster/ha/").text.split('id="ha-peer"')[0]
+        )
+
+    wait_for(lambda: holds(a), 30, "the master to hold the floating IPs")
+    client.post(b, "/lbadmin/cluster/ha/take-over/")
+    wait_for(lambda: holds(b) and not holds(a), 30, "the slave to take the floating IPs over")
+    client.post(b, "/lbadmin/cluster/ha/hand-back/")
+    wait_for(lambda: holds(a) and not holds(b), 30, "the master to get them back")
+
+
+def test_failover_moves_the_vip_to_the_slave(two_nodes, backend) -> None:
+    a, b, client = two_nodes
+    url = f"http://{VIP}"
+
+    def answered() -> bool:
+        return client.get(url, "/", timeout=1).status == 200
+
+    wait_for(answered, 30, "the VIP to answer through the master")
+    holder = client.get(a, "/lbadmin/cluster/ha/").text
+    assert "active (holds them)" in holder
+
+    killed = time.monotonic()
+    a.kill()
+    outage = wait_for(answered, 30, "the VIP to answer through the slave")
+    print(f"\nfailover outage: {time.monotonic() - killed:.2f} s (first success {outage:.2f} s)")
+    page = client.get(b, "/lbadmin/cluster/ha/").text
+    assert "active (holds them)" in page

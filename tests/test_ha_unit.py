@@ -1,0 +1,197 @@
+"""The HA pair on one node: the pairing API's refusals, signed calls, keys re-wrapped for the
+peer, the slave's read-only pages. The two-node tests (real HTTPS between two appliances in
+network namespaces, sync, failover) are in tests/test_ha_pair.py."""
+
+import base64
+import json
+import time
+import uuid
+
+import pytest
+from django.conf import settings
+
+from lbadmin.models import AuditEntry, HaNode, VirtualService
+from lbadmin.services import ha
+from lbadmin.services.certificates import certificate_default_ensure
+from lbadmin.services.config import config_export
+from lbadmin.services.secrets import secret_decrypt
+
+pytestmark = pytest.mark.django_db
+PAIR = "/lbadmin/api/ha/pair/"
+
+
+@pytest.fixture
+def admin(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def pairing(password: str, **changes) -> dict:
+    return {
+        "username": "loadbalancer",
+        "password": password,
+        "master_ip": "192.0.2.1",
+        "slave_ip": "192.0.2.2",
+        "master_node_id": str(uuid.uuid4()),
+        "master_fingerprint": "ab" * 32,
+        "pair_key": base64.b64encode(b"k" * 32).decode(),
+    } | changes
+
+
+def post_json(client, url: str, payload: dict, **headers):
+    return client.post(url, json.dumps(payload), content_type="application/json", **headers)
+
+
+def test_pairing_takes_the_peer_password_once_and_refuses_a_second_master(
+    client, admin_user
+) -> None:
+    password = "Correct-Horse-9-battery"
+    admin_user.set_password(password)
+    admin_user.save()
+    wrong = post_json(client, PAIR, pairing("nope"))
+    assert wrong.status_code == 403 and "wrong password" in wrong.json()["error"]
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_FAILED).exists()
+    assert HaNode.load().role == HaNode.Role.STANDALONE
+
+    answer = post_json(client, PAIR, pairing(password))
+    assert answer.status_code == 200, answer.content
+    node = HaNode.load()
+    assert answer.json()["node_id"] == str(node.node_id)
+    assert (node.role, node.peer_ip, node.local_ip) == ("slave", "192.0.2.1", "192.0.2.2")
+    assert ha.pair_key(node) == b"k" * 32  # stored encrypted, never in clear
+    assert b"k" * 32 not in bytes(node.pair_key_encrypted)
+    assert password not in json.dumps(list(AuditEntry.objects.values("detail")), default=str)
+
+    again = post_json(client, PAIR, pairing(password, master_ip="192.0.2.9"))
+    assert again.status_code == 409 and "already belongs to a pair" in again.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"master_ip": "192.0.2.1\n"},
+        {"pair_key": "short"},
+        {"master_fingerprint": "zz" * 32},
+        {"master_node_id": "not-a-uuid"},
+    ],
+)
+def test_malformed_pairing_requests_change_nothing(client, admin_user, changes) -> None:
+    admin_user.set_password("Correct-Horse-9-battery")
+    admin_user.save()
+    answer = post_json(client, PAIR, pairing("Correct-Horse-9-battery", **changes))
+    assert answer.status_code == 409 and "malformed" in answer.json()["error"]
+    assert HaNode.load().role == HaNode.Role.STANDALONE
+
+
+def test_pairing_with_itself_is_refused(client, admin_user) -> None:
+    admin_user.set_password("Correct-Horse-9-battery")
+    admin_user.save()
+    me = str(HaNode.load().node_id)
+    answer = post_json(client, PAIR, pairing("Correct-Horse-9-battery", master_node_id=me))
+    assert answer.status_code == 409 and "itself" in answer.json()["error"]
+
+
+def signed_headers(node_id: str, key: bytes, method: str, path: str, body: bytes, when=None):
+    timestamp = f"{when if when is not None else time.time():.3f}"
+    return {
+        f"HTTP_{ha.HEADER_NODE.upper().replace('-', '_')}": node_id,
+        f"HTTP_{ha.HEADER_TIME.upper().replace('-', '_')}": timestamp,
+        f"HTTP_{ha.HEADER_SIGNATURE.upper().replace('-', '_')}": ha.sign(
+            key, method, path, timestamp, body
+        ),
+    }
+
+
+def test_only_the_peer_with_the_pair_key_is_heard(client, admin_user) -> None:
+    admin_user.set_password("Correct-Horse-9-battery")
+    admin_user.save()
+    master = str(uuid.uuid4())
+    post_json(client, PAIR, pairing("Correct-Horse-9-battery", master_node_id=master))
+    path = "/lbadmin/api/ha/status/"
+    good = client.get(path, **signed_headers(master, b"k" * 32, "GET", path, b""))
+    assert good.status_code == 200 and good.json()["role"] == "slave"
+    for headers in (
+        signed_headers(master, b"x" * 32, "GET", path, b""),  # another key
+        signed_headers(str(uuid.uuid4()), b"k" * 32, "GET", path, b""),  # another node
+        signed_headers(master, b"k" * 32, "GET", path, b"", when=time.time() - 3600),  # replay
+        signed_headers(master, b"k" * 32, "GET", "/lbadmin/api/ha/unpair/", b""),  # other path
+        {},
+    ):
+        assert client.get(path, **headers).status_code == 403
+    assert HaNode.load().role == HaNode.Role.SLAVE
+
+
+def test_keys_travel_rewrapped_and_the_hash_ignores_the_wrapping() -> None:
+    certificate_default_ensure()
+    document = config_export()
+    wrapping = ha._wrapping(b"p" * 32)
+    sent = ha.rewrap_keys(document, unwrap=secret_decrypt, wrap=wrapping.encrypt)
+    assert (
+        sent["ssl"]["certificates"][0]["key_encrypted"]
+        != (document["ssl"]["certificates"][0]["key_encrypted"])
+    )
+    back = ha.rewrap_keys(sent, unwrap=wrapping.decrypt, wrap=lambda plain: plain)
+    assert b"PRIVATE KEY" in back["ssl"]["certificates"][0]["key_encrypted"].encode()
+    assert ha.config_hash(sent) == ha.config_hash(document)
+    changed = json.loads(json.dumps(document))
+    changed["layer7"]["settings"]["client_timeout_ms"] += 1
+    assert ha.config_hash(changed) != ha.config_hash(document)
+
+
+def test_the_slave_refuses_cluster_changes_and_says_why(admin) -> None:
+    HaNode.objects.update_or_create(pk=1, defaults={"role": "slave", "peer_ip": "192.0.2.1"})
+    page = admin.get("/lbadmin/cluster/l7/services/").content.decode()
+    assert 'id="ha-slave-banner"' in page and "192.0.2.1" in page
+    assert 'id="reload-haproxy"' not in page  # no blue box: the master applies
+    response = admin.post(
+        "/lbadmin/cluster/l7/services/add/",
+        {"label": "x", "ip": "192.0.2.10", "ports": "80", "protocol": "http"},
+    )
+    assert response.status_code == 403
+    assert not VirtualService.objects.exists()
+    assert admin.post("/lbadmin/apply/").status_code == 403
+    # Local pages still work: the slave's own password, System Overview.
+    assert admin.get("/lbadmin/").status_code == 200
+
+
+def test_pairing_form_refusals_are_shown_next_to_the_form(admin) -> None:
+    from lbadmin.services.tls import webui_certificate_ensure
+
+    # What lbadmin_setup makes on every appliance: the master sends its fingerprint.
+    webui_certificate_ensure(cert_path=settings.LBADMIN_TLS_CERT, key_path=settings.LBADMIN_TLS_KEY)
+    url = "/lbadmin/cluster/ha/"
+    page = admin.get(url).content.decode()
+    assert 'id="add-node"' in page and "Password for loadbalancer user on peer" in page
+    same = admin.post(url, {"local_ip": "127.0.0.1", "peer_ip": "127.0.0.1", "password": "x"})
+    assert "own address" in same.content.decode()
+    hostile = admin.post(url, {"local_ip": "127.0.0.1\n", "peer_ip": "x", "password": "x"})
+    assert hostile.status_code == 200 and HaNode.load().role == "standalone"
+    # Nobody listens there: unreachable, nothing changes.
+    port = settings.LBADMIN_HTTPS_PORT
+    unreachable = admin.post(
+        url, {"local_ip": "127.0.0.1", "peer_ip": "127.0.71.1", "password": "x"}
+    ).content.decode()
+    assert f"no appliance answers at https://127.0.71.1:{port}" in unreachable
+    assert HaNode.load().role == "standalone"
+
+
+def test_a_refused_push_leaves_the_slave_as_it_was() -> None:
+    from lbadmin.services.secrets import secret_encrypt
+
+    HaNode.objects.update_or_create(
+        pk=1,
+        defaults={
+            "role": "slave", "peer_ip": "192.0.2.1", "peer_node_id": uuid.uuid4(),
+            "pair_key_encrypted": secret_encrypt(b"p" * 32),
+        },
+    )  # fmt: skip
+    VirtualService.objects.create(label="Running", ip="192.0.2.10", ports="80")
+    before = config_export()
+    pushed = json.loads(json.dumps(before))
+    pushed["layer7"]["virtual_services"][0]["label"] = "Bad\nlabel"
+    answer = ha.ha_accept_sync({"document": pushed}, source_ip="192.0.2.1")
+    assert answer["status"] == "refused" and "label" in answer["error"]
+    assert config_export() == before
+    garbage = ha.ha_accept_sync({"document": "nope"}, source_ip="192.0.2.1")
+    assert garbage["status"] == "refused" and "malformed" in garbage["error"]
+    assert config_export() == before
