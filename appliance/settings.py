@@ -119,6 +119,10 @@ MIDDLEWARE = [
     "lbadmin.middleware.SlaveReadOnly",
 ]
 
+# A configuration pushed to the HA slave is one JSON body (the benchmark's 10,000 real servers
+# make ~3 MB); Django's 2.5 MB default would refuse it. Certificate uploads have their own cap.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+
 ROOT_URLCONF = "appliance.urls"
 WSGI_APPLICATION = "appliance.wsgi.application"
 

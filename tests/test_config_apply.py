@@ -190,6 +190,7 @@ GUIDE = {
     "version": 2,
     "ssl": {"certificates": [], "terminations": []},
     "layer4": {"virtual_services": []},
+    "ha": {"advert_interval_ms": 100, "preempt": False},
     "layer7": {
         "settings": {
             "logging": False, "log_only_errors": False, "redispatch": True,

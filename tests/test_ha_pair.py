@@ -7,6 +7,7 @@ read-only pages, a slave that was down catching up, and failover of a floating V
 """
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -77,11 +78,34 @@ def apply(node) -> None:
     node.manage("lbconfig", "apply", "--wait")
 
 
+def pair(client, a, b, password: str, *, follow: bool = True):
+    """The two steps of the HA page: the peer's certificate is shown, the administrator
+    compares it with the peer's own HA page, and confirms with the password."""
+    step_one = client.post(
+        a,
+        "/lbadmin/cluster/ha/",
+        {"local_ip": a.address, "peer_ip": b.address, "password": password},
+    )
+    shown = re.search(r'id="peer-fingerprint">([0-9a-f]{64})<', step_one.text)
+    assert shown, step_one.text[:3000]
+    own = re.search(
+        r'id="own-fingerprint">([0-9a-f]{64})<', client.get(b, "/lbadmin/cluster/ha/").text
+    )
+    assert own and own.group(1) == shown.group(1)  # what the administrator compares
+    return client.post(
+        a,
+        "/lbadmin/cluster/ha/",
+        {
+            "local_ip": a.address, "peer_ip": b.address, "password": password,
+            "peer_fingerprint": shown.group(1),
+        },
+        follow=follow,
+    )  # fmt: skip
+
+
 def test_pairing_refusals_then_a_pair(two_nodes) -> None:
     a, b, client = two_nodes
-    wrong = client.post(
-        a, "/lbadmin/cluster/ha/", {"local_ip": a.address, "peer_ip": b.address, "password": "x"}
-    )
+    wrong = pair(client, a, b, "x", follow=False)
     assert "wrong password for the loadbalancer user on the peer" in wrong.text
     nobody = client.post(
         a,
@@ -89,14 +113,17 @@ def test_pairing_refusals_then_a_pair(two_nodes) -> None:
         {"local_ip": a.address, "peer_ip": "192.0.2.77", "password": b.admin_password},
     )
     assert "no appliance answers at https://192.0.2.77:9443" in nobody.text
-    assert node_state(b)["role"] == "standalone"
-
-    paired = client.post(
+    # A certificate other than the one confirmed: nothing is sent to it.
+    impostor = client.post(
         a,
         "/lbadmin/cluster/ha/",
-        {"local_ip": a.address, "peer_ip": b.address, "password": b.admin_password},
-        follow=True,
-    )
+        {"local_ip": a.address, "peer_ip": b.address, "password": b.admin_password,
+         "peer_fingerprint": "0" * 64},
+    )  # fmt: skip
+    assert "presented another certificate" in impostor.text
+    assert node_state(b)["role"] == "standalone"
+
+    paired = pair(client, a, b, b.admin_password)
     assert "Attempting to pair with 192.0.2.2.." in paired.text
     assert "Paired: this appliance (192.0.2.1) is the master" in paired.text
     assert (node_state(a)["role"], node_state(b)["role"]) == ("master", "slave")
@@ -189,3 +216,18 @@ def test_failover_moves_the_vip_to_the_slave(two_nodes, backend) -> None:
     print(f"\nfailover outage: {time.monotonic() - killed:.2f} s (first success {outage:.2f} s)")
     page = client.get(b, "/lbadmin/cluster/ha/").text
     assert "active (holds them)" in page
+
+
+def test_break_the_pair(two_nodes) -> None:
+    a, b, client = two_nodes  # A is back after the failover (as backup: no preemption)
+    response = client.post(a, "/lbadmin/cluster/ha/break/", follow=True)
+    assert "this appliance is standalone" in response.text
+    assert (node_state(a)["role"], node_state(b)["role"]) == ("standalone", "standalone")
+    assert 'id="ha-slave-banner"' not in client.get(b, "/lbadmin/").text
+    assert 'id="add-node"' in client.get(a, "/lbadmin/cluster/ha/").text
+
+    def no_vrrp(node) -> bool:
+        return "vrrp_instance" not in (node.var_dir / "etc" / "keepalived.conf").read_text()
+
+    # Neither node floats the addresses any more (each re-applied without VRRP).
+    wait_for(lambda: no_vrrp(a) and no_vrrp(b), 60, "both nodes to drop their VRRP instance")

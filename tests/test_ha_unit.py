@@ -4,6 +4,7 @@ network namespaces, sync, failover) are in tests/test_ha_pair.py."""
 
 import base64
 import json
+import re
 import time
 import uuid
 
@@ -189,9 +190,76 @@ def test_a_refused_push_leaves_the_slave_as_it_was() -> None:
     before = config_export()
     pushed = json.loads(json.dumps(before))
     pushed["layer7"]["virtual_services"][0]["label"] = "Bad\nlabel"
-    answer = ha.ha_accept_sync({"document": pushed}, source_ip="192.0.2.1")
+    answer = ha.ha_accept_sync({"generation": 5, "document": pushed}, source_ip="192.0.2.1")
     assert answer["status"] == "refused" and "label" in answer["error"]
     assert config_export() == before
-    garbage = ha.ha_accept_sync({"document": "nope"}, source_ip="192.0.2.1")
+    garbage = ha.ha_accept_sync({"generation": 5, "document": "nope"}, source_ip="192.0.2.1")
     assert garbage["status"] == "refused" and "malformed" in garbage["error"]
+    HaNode.objects.update(synced_generation=9)
+    stale = ha.ha_accept_sync({"generation": 5, "document": before}, source_ip="192.0.2.1")
+    assert stale["status"] == "refused" and "older than" in stale["error"]
     assert config_export() == before
+
+
+def test_heartbeat_settings_are_validated_replicated_and_rendered(admin) -> None:
+    from lbadmin.models import HaSettings
+    from lbadmin.services.config import config_import, keepalived_text
+    from lbadmin.services.secrets import secret_encrypt
+
+    url = "/lbadmin/cluster/ha/settings/"
+    for bad in ("5", "105", "100\n", "50000"):
+        admin.post(url, {"advert_interval": bad})
+        assert HaSettings.load().advert_interval_ms == 100, bad
+    admin.post(url, {"advert_interval": "200", "preempt": "on"})
+    settings_ = HaSettings.load()
+    assert (settings_.advert_interval_ms, settings_.preempt) == (200, True)
+    document = config_export()
+    assert document["ha"] == {"advert_interval_ms": 200, "preempt": True}
+
+    # In a pair, keepalived.conf floats the services' addresses with these settings. Render
+    # only: the loopback interface carries 127.0.0.0/8, nothing on the host changes.
+    HaNode.objects.update_or_create(
+        pk=1,
+        defaults={
+            "role": "master", "local_ip": "127.0.0.1", "peer_ip": "127.0.0.2",
+            "peer_node_id": uuid.uuid4(), "pair_key_encrypted": secret_encrypt(b"p" * 32),
+        },
+    )  # fmt: skip
+    VirtualService.objects.create(label="Web", ip="127.0.0.10", ports="80")
+    text = keepalived_text(config_export(), {})
+    assert "vrrp_instance VI_lbadmin" in text and "interface lo" in text
+    assert "advert_int 0.2" in text
+    assert not re.search(r"^\s*nopreempt$", text, re.MULTILINE)  # preempt is on
+    assert "priority 150" in text
+    assert "127.0.0.10/32 dev lo" in text
+
+    bad = config_export()
+    bad["ha"]["advert_interval_ms"] = 7
+    with pytest.raises(Exception, match=r"ha\.advert_interval"):
+        config_import(actor=None, document=bad)
+
+
+def test_pairing_is_refused_while_the_peer_has_the_factory_password(client, admin_user) -> None:
+    admin_user.set_password("Correct-Horse-9-battery")
+    admin_user.must_change_password = True  # as a factory-fresh appliance
+    admin_user.save()
+    answer = post_json(client, PAIR, pairing("Correct-Horse-9-battery"))
+    assert answer.status_code == 403 and "factory password" in answer.json()["error"]
+    assert HaNode.load().role == HaNode.Role.STANDALONE
+
+
+def test_odd_signed_headers_are_refused_not_crashed(client, admin_user) -> None:
+    admin_user.set_password("Correct-Horse-9-battery")
+    admin_user.save()
+    master = str(uuid.uuid4())
+    post_json(client, PAIR, pairing("Correct-Horse-9-battery", master_node_id=master))
+    path = "/lbadmin/api/ha/status/"
+    for when in ("nan", "inf", "1e9", ""):
+        headers = signed_headers(master, b"k" * 32, "GET", path, b"")
+        headers["HTTP_X_LBADMIN_TIME"] = when
+        assert client.get(path, **headers).status_code == 403, when
+    headers = signed_headers(master, b"k" * 32, "GET", path, b"")
+    headers["HTTP_X_LBADMIN_SIGNATURE"] = "é" * 64
+    assert client.get(path, **headers).status_code == 403
+    nested = "[" * 100_000 + "]" * 100_000
+    assert client.post(PAIR, nested, content_type="application/json").status_code == 400

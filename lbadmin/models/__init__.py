@@ -1,7 +1,7 @@
 from .audit import AuditEntry
 from .certificate import SslCertificate, SslTermination
 from .config_state import ConfigRevision, ConfigState
-from .ha import HaNode
+from .ha import HaNode, HaSettings
 from .l4 import L4RealServer, L4VirtualService
 from .l7 import L7Settings, RealServer, VirtualService
 from .user import User
@@ -11,6 +11,7 @@ __all__ = [
     "ConfigRevision",
     "ConfigState",
     "HaNode",
+    "HaSettings",
     "L4RealServer",
     "L4VirtualService",
     "L7Settings",

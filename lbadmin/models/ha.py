@@ -48,3 +48,24 @@ class HaNode(models.Model):
     @property
     def paired(self) -> bool:
         return self.role != self.Role.STANDALONE
+
+
+class HaSettings(models.Model):
+    """How the pair's floating addresses behave: part of the replicated configuration (the
+    slave gets the master's). One row (pk=1)."""
+
+    # VRRPv3 adverts: sub-second by default; the backup takes over after about 3 of them.
+    advert_interval_ms = models.PositiveIntegerField("Heartbeat interval", default=100)
+    # Off: a node that comes back does not take the addresses back (no flapping, no fight).
+    preempt = models.BooleanField("Master takes the addresses back", default=False)
+
+    class Meta:
+        verbose_name = "HA settings"
+
+    def __str__(self) -> str:
+        return self._meta.verbose_name
+
+    @classmethod
+    def load(cls) -> "HaSettings":
+        settings, _ = cls.objects.get_or_create(pk=1)
+        return settings

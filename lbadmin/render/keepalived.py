@@ -328,6 +328,14 @@ class _Vrrp:
                 )
         if len(set(self.addresses)) != len(self.addresses):
             raise ValueError(f"{what} lists a floating address twice")
+        devices = _tuple(instance.devices, f"{what} devices")
+        if devices and len(devices) != len(addresses):
+            raise ValueError(f"{what}: one device per floating address, or none")
+        self.devices = [_interface(device, what) for device in devices] or [self.interface] * len(
+            self.addresses
+        )
+        # A link of another interface going down must move the addresses too.
+        self.tracked = sorted(set(self.devices) - {self.interface})
         for own in (self.local_ip, self.peer_ip):
             if own in self.addresses:
                 # The BACKUP deletes its floating addresses: that would be a node's own.
@@ -377,6 +385,8 @@ def _vrrp_block(vrrp: _Vrrp) -> list[str]:
     ]
     if not vrrp.preempt:
         body += ["# A node that comes back does not take the addresses back.", "nopreempt"]
+    if vrrp.tracked:
+        body += ["track_interface {", *(INDENT + device for device in vrrp.tracked), "}"]
     body += [
         f"unicast_src_ip {vrrp.local_ip}",
         "unicast_peer {",
@@ -385,7 +395,10 @@ def _vrrp_block(vrrp: _Vrrp) -> list[str]:
         "# Adverts from any other source are ignored (VRRPv3 has no authentication).",
         "check_unicast_src",
         "virtual_ipaddress {",
-        *(f"{INDENT}{address}/{prefix} dev {vrrp.interface}" for address in vrrp.addresses),
+        *(
+            f"{INDENT}{address}/{prefix} dev {device}"
+            for address, device in zip(vrrp.addresses, vrrp.devices, strict=True)
+        ),
         "}",
     ]
     return [

@@ -195,7 +195,12 @@ class VrrpInstance:
     priority: int  # 1..254: the master node higher than the slave
     local_ip: str  # this node's address on the interface (unicast_src_ip)
     peer_ip: str  # the other node's address (unicast_peer)
-    addresses: tuple[str, ...]  # the floating VIPs on this interface, canonical, sorted
+    addresses: tuple[str, ...]  # the floating VIPs, canonical, sorted
+    # The interface each address goes on (same length as addresses); empty: all on
+    # `interface`. One instance, on the interface of the node addresses, carries the VIPs of
+    # every interface: adverts go unicast between the node addresses, so a second instance on
+    # another interface would hear no peer and both nodes would take its addresses.
+    devices: tuple[str, ...] = ()
     advert_interval_ms: int = 100  # sub-second adverts (VRRPv3 counts centiseconds)
     preempt: bool = False  # a node that comes back does not take the addresses back
 

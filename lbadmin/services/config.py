@@ -68,7 +68,13 @@ from lbadmin.services.certificates import (
 from lbadmin.services.changes import HAPROXY, KEEPALIVED, STUNNEL, config_changed
 from lbadmin.services.daemons import daemon_controllers, runtime_layout
 from lbadmin.services.document_forms import form_data, form_problems, label_of
-from lbadmin.services.ha import floating_binds_allow, ha_sync_request, vrrp_instances
+from lbadmin.services.ha import (
+    floating_binds_allow,
+    ha_settings_export,
+    ha_settings_import,
+    ha_sync_request,
+    vrrp_instances,
+)
 from lbadmin.services.l4 import keepalived_snapshot, l4_admin_states, l4_export, l4_import
 from lbadmin.services.locks import node_lock
 
@@ -557,6 +563,7 @@ def config_export() -> dict[str, Any]:
         },
         "ssl": {"certificates": certificates_export(), "terminations": _terminations_export()},
         "layer4": {"virtual_services": l4_export()},
+        "ha": ha_settings_export(),
     }
 
 
@@ -687,6 +694,7 @@ def config_import(
             problems += _import_terminations(document["ssl"]["terminations"])
         if not problems:  # Layer 4 addresses are checked against Layer 7 and terminations
             problems += l4_import(document["layer4"]["virtual_services"], kept_l4_states)
+        problems += ha_settings_import(document["ha"])
         if problems:
             transaction.set_rollback(True)
         else:
@@ -734,7 +742,7 @@ def _check_envelope(document: Any) -> None:
         raise ImportRejected([f"format must be {EXPORT_FORMAT!r}"])
     if document.get("version") != EXPORT_VERSION:
         raise ImportRejected([f"version {document.get('version')!r} is not supported"])
-    unknown = set(document) - {"format", "version", "layer7", "ssl", "layer4"}
+    unknown = set(document) - {"format", "version", "layer7", "ssl", "layer4", "ha"}
     layer7 = document.get("layer7")
     if unknown:
         raise ImportRejected([f"unknown keys: {', '.join(sorted(unknown))}"])
@@ -756,3 +764,5 @@ def _check_envelope(document: Any) -> None:
         or not isinstance(layer4["virtual_services"], list)
     ):
         raise ImportRejected(["layer4 must hold exactly the list 'virtual_services'"])
+    if not isinstance(document.get("ha"), dict):
+        raise ImportRejected(["ha must be an object"])

@@ -32,7 +32,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from lbadmin.models import AuditEntry, ConfigRevision, HaNode, User
+from lbadmin.models import AuditEntry, ConfigRevision, HaNode, HaSettings, User
 from lbadmin.render.snapshot import VrrpInstance
 from lbadmin.services.audit import audit_record
 from lbadmin.services.secrets import secret_decrypt, secret_encrypt
@@ -46,6 +46,7 @@ CALL_TIMEOUT_S = 10.0
 SYNC_WAIT_S = 90.0  # how long the slave waits for its own apply before answering
 MAX_BODY = 16 * 1024 * 1024
 FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
+TIMESTAMP_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
 
 
 class PeerError(Exception):
@@ -85,14 +86,14 @@ def verify_peer_call(node: HaNode, method: str, path: str, headers: Any, body: b
     if headers.get(HEADER_NODE, "") != str(node.peer_node_id):
         raise PeerAuthError("the call does not come from this appliance's peer")
     timestamp = headers.get(HEADER_TIME, "")
-    try:
-        skew = abs(time.time() - float(timestamp))
-    except ValueError:
-        raise PeerAuthError("the call carries no valid time") from None
+    if not TIMESTAMP_RE.fullmatch(timestamp):  # float() would take "nan", "inf"
+        raise PeerAuthError("the call carries no valid time")
+    skew = abs(time.time() - float(timestamp))
     if skew > MAX_CLOCK_SKEW_S:
         raise PeerAuthError(f"the nodes' clocks differ by {skew:.0f} s: set both right")
-    expected = sign(pair_key(node), method, path, timestamp, body)
-    if not hmac.compare_digest(expected, headers.get(HEADER_SIGNATURE, "")):
+    expected = sign(pair_key(node), method, path, timestamp, body).encode()
+    given = headers.get(HEADER_SIGNATURE, "").encode("utf-8", "replace")
+    if not hmac.compare_digest(expected, given):
         raise PeerAuthError("the call's signature is wrong")
 
 
@@ -171,7 +172,10 @@ def peer_call(
 
 
 def call_peer(node: HaNode, path: str, payload: dict[str, Any] | None = None, **kw: Any) -> dict:
-    """A signed call to this node's peer; PeerError unless it answers 200."""
+    """A signed call to this node's peer, which must present the certificate pinned at
+    pairing; PeerError unless it answers 200."""
+    if not FINGERPRINT_RE.fullmatch(node.peer_fingerprint or ""):
+        raise PeerError("no certificate of the peer is pinned: break the pair and pair again")
     answer = peer_call(node.peer_ip, path, payload, node=node, pinned=node.peer_fingerprint, **kw)
     if answer.status != 200:
         raise PeerError(str(answer.data.get("error") or f"the peer answered HTTP {answer.status}"))
@@ -181,11 +185,26 @@ def call_peer(node: HaNode, path: str, payload: dict[str, Any] | None = None, **
 # --- Pairing ---------------------------------------------------------------------------------
 
 
+def peer_fingerprint(peer_ip: str) -> str:
+    """The SHA-256 of the certificate the appliance at peer_ip presents, for the administrator
+    to compare with the one its own HA page shows before its password is sent to it.
+    PeerError when nothing, or something that is not an lbadmin appliance, answers."""
+    answer = peer_call(peer_ip, "status/", timeout=5)  # unsigned: refused, but it answers
+    return answer.fingerprint
+
+
 def ha_pair(
-    *, actor: User | None, local_ip: str, peer_ip: str, password: str, source_ip: str | None
+    *,
+    actor: User | None,
+    local_ip: str,
+    peer_ip: str,
+    password: str,
+    source_ip: str | None,
+    fingerprint: str,
 ) -> list[str]:
-    """Pair this node (the master) with a standalone appliance at peer_ip (the slave).
-    Returns the progress steps; raises PeerError with the reason when it cannot."""
+    """Pair this node (the master) with a standalone appliance at peer_ip (the slave), which
+    must present the certificate ``fingerprint`` the administrator confirmed. Returns the
+    progress steps; raises PeerError with the reason when it cannot."""
     from lbadmin.engines.netinfo import holds_address
 
     node = HaNode.load()
@@ -209,6 +228,7 @@ def ha_pair(
             "master_fingerprint": webui_fingerprint(),
             "pair_key": base64.b64encode(key).decode(),
         },
+        pinned=fingerprint,  # the certificate the administrator confirmed, or nothing is sent
     )
     if answer.status != 200:
         raise PeerError(str(answer.data.get("error") or f"the peer answered HTTP {answer.status}"))
@@ -232,9 +252,19 @@ def ha_pair(
             source_ip=source_ip,
             target=f"slave {peer_ip}",
         )
-        transaction.on_commit(ha_sync_request)
+        # Apply here (keepalived gets the VRRP instance, HAProxy may bind floating
+        # addresses), which then pushes the configuration to the slave.
+        transaction.on_commit(lambda: _apply_after_pairing(actor))
     steps.append(f"Paired: this appliance ({local_ip}) is the master, {peer_ip} the slave.")
     return steps
+
+
+def _apply_after_pairing(actor: User | None) -> None:
+    from lbadmin.services.changes import KEEPALIVED, config_changed
+    from lbadmin.services.config import config_apply_request
+
+    config_changed((KEEPALIVED,))
+    config_apply_request(actor=actor)
 
 
 def ha_accept_pairing(payload: dict[str, Any], *, source_ip: str | None) -> HaNode:
@@ -288,6 +318,16 @@ def ha_break(*, actor: User | None, source_ip: str | None, tell_peer: bool = Tru
     audit_record(
         action=AuditEntry.Action.HA_BROKEN, actor=actor, source_ip=source_ip, target=f"peer {peer}"
     )
+    # keepalived stops floating the addresses: re-apply without the VRRP instances; and
+    # this node binds only addresses it holds again.
+    from lbadmin.engines.netinfo import NetinfoError, set_nonlocal_bind
+    from lbadmin.services.config import config_apply_request
+
+    try:
+        set_nonlocal_bind(False)
+    except NetinfoError as error:
+        warning = f"{warning} ip_nonlocal_bind could not be reset: {error}".strip()
+    config_apply_request(actor=actor)
     return warning
 
 
@@ -384,6 +424,16 @@ def ha_accept_sync(payload: dict[str, Any], *, source_ip: str | None) -> dict[st
     from lbadmin.services.config import ImportRejected, config_apply_request, config_import
 
     node = HaNode.load()
+    generation = payload.get("generation")
+    if type(generation) is not int:
+        return {"status": "refused", "error": "the push carries no generation"}
+    if node.synced_generation is not None and generation < node.synced_generation:
+        # A late or repeated push of an older configuration must not roll the slave back.
+        return {
+            "status": "refused",
+            "error": f"older than the configuration this slave already runs "
+            f"({generation} < {node.synced_generation})",
+        }
     wrapping = _wrapping(pair_key(node))
     try:
         document = rewrap_keys(payload["document"], unwrap=wrapping.decrypt, wrap=secret_encrypt)
@@ -396,6 +446,7 @@ def ha_accept_sync(payload: dict[str, Any], *, source_ip: str | None) -> dict[st
     audit_record(
         action=AuditEntry.Action.HA_SYNCED, source_ip=source_ip, target=f"master {node.peer_ip}"
     )
+    HaNode.objects.filter(pk=node.pk).update(synced_generation=generation, synced_at=timezone.now())
     revision = config_apply_request(actor=None, kind=ConfigRevision.Kind.SYNC)
     deadline = time.monotonic() + SYNC_WAIT_S
     while not revision.finished and time.monotonic() < deadline:
@@ -516,45 +567,97 @@ SLAVE_PRIORITY = 100
 
 
 def vrrp_instances(document: dict[str, Any]) -> tuple[VrrpInstance, ...]:
-    """The VRRP instances of this node for the virtual services of ``document``: one per
-    interface that carries floating addresses, unicast to the peer, both nodes BACKUP with
-    distinct priorities and no preemption, so a node that comes back never fights for the
-    addresses. Empty when this node is not in a pair. Addresses that no interface of this
-    node can carry (no subnet contains them), or of the other address family than the pair's
-    own addresses, cannot float and are left out."""
-    from lbadmin.engines.netinfo import NetinfoError, interface_for
+    """This node's VRRP instance for the virtual services of ``document`` (empty when it is not
+    in a pair): one instance on the interface of the node addresses, adverts unicast between
+    them, carrying every floating address on its own interface; both nodes BACKUP with
+    distinct priorities and, by default, no preemption, so a node that comes back never fights
+    for the addresses. See floating_problems() for addresses that cannot float."""
+    from lbadmin.engines.netinfo import NetinfoError, interfaces
 
     node = HaNode.load()
     if not node.paired or not node.local_ip or not node.peer_ip:
         return ()
-    family = ":" in node.local_ip
-    addresses = {item["ip"] for item in document["layer7"]["virtual_services"]}
-    addresses |= {item["ip"] for item in document["layer4"]["virtual_services"]}
-    by_interface: dict[str, list[str]] = {}
-    for address in sorted(addresses):
-        if (":" in address) != family or address in (node.local_ip, node.peer_ip):
-            continue
-        try:
-            interface = interface_for(address)
-        except NetinfoError:
-            interface = None
-        if interface:
-            by_interface.setdefault(interface, []).append(address)
+    try:
+        live = interfaces()
+    except NetinfoError:
+        return ()
+    home = _interface_for(node.local_ip, live)
+    if home is None:
+        return ()
+    floating, _problems = _floating(document, node, live)
+    if not floating:
+        return ()
     # Both nodes derive the same router id from the pair key they share.
     vrid = hashlib.sha256(b"lbadmin vrid\0" + pair_key(node)).digest()[0] % 254 + 1
-    priority = MASTER_PRIORITY if node.role == HaNode.Role.MASTER else SLAVE_PRIORITY
-    return tuple(
+    settings_ = document.get("ha") or ha_settings_defaults()
+    return (
         VrrpInstance(
-            name=re.sub(r"[^A-Za-z0-9_-]", "_", f"VI_{interface}")[:32],
-            interface=interface,
+            name="VI_lbadmin",
+            interface=home,
             virtual_router_id=vrid,
-            priority=priority,
+            priority=MASTER_PRIORITY if node.role == HaNode.Role.MASTER else SLAVE_PRIORITY,
             local_ip=node.local_ip,
             peer_ip=node.peer_ip,
-            addresses=tuple(vips),
-        )
-        for interface, vips in sorted(by_interface.items())
+            addresses=tuple(address for address, _device in floating),
+            devices=tuple(device for _address, device in floating),
+            advert_interval_ms=settings_["advert_interval_ms"],
+            preempt=settings_["preempt"],
+        ),
     )
+
+
+def floating_problems(document: dict[str, Any]) -> list[str]:
+    """Virtual service addresses that cannot float between the nodes, and why (shown on the
+    HA page: those services are not highly available)."""
+    from lbadmin.engines.netinfo import NetinfoError, interfaces
+
+    node = HaNode.load()
+    if not node.paired:
+        return []
+    try:
+        live = interfaces()
+    except NetinfoError as error:
+        return [f"the interfaces could not be read: {error}"]
+    return _floating(document, node, live)[1]
+
+
+def _interface_for(address: str, live: list[Any]) -> str | None:
+    """The interface whose configured subnet (not a /32 or /128) holds the address."""
+    import ipaddress
+
+    target = ipaddress.ip_address(address)
+    best: tuple[int, str] | None = None
+    for interface in live:
+        for network in interface.addresses:
+            prefix = network.network.prefixlen
+            if (
+                prefix < network.max_prefixlen
+                and target in network.network
+                and (best is None or prefix > best[0])
+            ):
+                best = (prefix, interface.name)
+    return best[1] if best else None
+
+
+def _floating(
+    document: dict[str, Any], node: HaNode, live: list[Any]
+) -> tuple[list[tuple[str, str]], list[str]]:
+    addresses = {item["ip"] for item in document["layer7"]["virtual_services"]}
+    addresses |= {item["ip"] for item in document["layer4"]["virtual_services"]}
+    family = ":" in (node.local_ip or "")
+    floating, problems = [], []
+    for address in sorted(addresses):
+        if address in (node.local_ip, node.peer_ip):
+            problems.append(f"{address} is a node's own address: it cannot float")
+        elif (":" in address) != family:
+            problems.append(f"{address}: the pair's addresses are of the other IP family")
+        else:
+            device = _interface_for(address, live)
+            if device is None:
+                problems.append(f"{address}: no interface of this node has a subnet holding it")
+            else:
+                floating.append((address, device))
+    return floating, problems
 
 
 def floating_binds_allow() -> None:
@@ -565,3 +668,43 @@ def floating_binds_allow() -> None:
 
     if HaNode.load().paired:
         set_nonlocal_bind(True)
+
+
+# --- HA settings (replicated) -------------------------------------------------------------------
+
+_SETTINGS_KEYS = ("advert_interval_ms", "preempt")
+
+
+def ha_settings_defaults() -> dict[str, Any]:
+    return {name: HaSettings._meta.get_field(name).default for name in _SETTINGS_KEYS}
+
+
+def ha_settings_export() -> dict[str, Any]:
+    settings_ = HaSettings.load()
+    return {name: getattr(settings_, name) for name in _SETTINGS_KEYS}
+
+
+def ha_settings_import(item: Any) -> list[str]:
+    """Problems with the document's HA settings; saves them when there are none."""
+    from lbadmin.forms.ha import HaSettingsForm
+    from lbadmin.services.document_forms import form_data, form_problems
+
+    problems: list[str] = []
+    data = form_data(item, set(_SETTINGS_KEYS), "ha", problems)
+    form = HaSettingsForm(data)
+    if not form.is_valid():
+        return problems + form_problems("ha", form)
+    if not problems:
+        HaSettings.objects.update_or_create(pk=1, defaults=form.values())
+    return problems
+
+
+@transaction.atomic
+def ha_settings_update(*, actor: User | None, values: dict[str, Any]) -> None:
+    from lbadmin.services.changes import KEEPALIVED, config_changed
+
+    HaSettings.objects.update_or_create(pk=1, defaults=values)
+    audit_record(
+        action=AuditEntry.Action.CONFIG_UPDATED, actor=actor, target="HA settings", detail=values
+    )
+    config_changed((KEEPALIVED,))

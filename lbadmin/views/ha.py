@@ -5,10 +5,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from lbadmin.forms.ha import PairForm
-from lbadmin.models import HaNode
+from lbadmin.forms.ha import HaSettingsForm, PairForm
+from lbadmin.models import HaNode, HaSettings
 from lbadmin.services import ha
 from lbadmin.services.audit import request_source_ip
+from lbadmin.services.config import config_export
 
 
 def _peer_status(node: HaNode) -> dict | None:
@@ -31,27 +32,50 @@ def page(request: HttpRequest) -> HttpResponse:
             "break the pair first.",
         )
     elif request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
         try:
-            steps = ha.ha_pair(
-                actor=request.user,
-                local_ip=form.cleaned_data["local_ip"],
-                peer_ip=form.cleaned_data["peer_ip"],
-                password=form.cleaned_data["password"],
-                source_ip=request_source_ip(request),
-            )
+            if not data["peer_fingerprint"]:
+                # Step one: show the peer's certificate to compare with its own HA page
+                # before its password goes to whatever answers at that address.
+                confirm = ha.peer_fingerprint(data["peer_ip"])
+                form = PairForm(
+                    initial={
+                        "local_ip": data["local_ip"],
+                        "peer_ip": data["peer_ip"],
+                        "peer_fingerprint": confirm,
+                    }
+                )
+            else:
+                steps = ha.ha_pair(
+                    actor=request.user,
+                    local_ip=data["local_ip"],
+                    peer_ip=data["peer_ip"],
+                    password=data["password"],
+                    source_ip=request_source_ip(request),
+                    fingerprint=data["peer_fingerprint"],
+                )
         except ha.PeerError as error:
             form.add_error(None, f"Pairing failed: {error}")
         else:
-            for step in steps:
-                messages.info(request, step)
-            return redirect("lbadmin:ha")
+            if steps:
+                for step in steps:
+                    messages.info(request, step)
+                return redirect("lbadmin:ha")
     node.refresh_from_db()
     local = ha.ha_status_local()
+    current = HaSettings.load()
+    settings_form = HaSettingsForm(
+        initial={"advert_interval": str(current.advert_interval_ms), "preempt": current.preempt}
+    )
     context = {
+        "confirm_fingerprint": form["peer_fingerprint"].value() if not node.paired else "",
+        "own_fingerprint": ha.webui_fingerprint(),
         "node": node,
+        "settings_form": settings_form,
         "form": form,
         "local": local,
         "peer": _peer_status(node) if node.paired else None,
+        "not_floating": ha.floating_problems(config_export()) if node.paired else [],
     }
     return render(request, "lbadmin/ha/page.html", context)
 
@@ -61,7 +85,18 @@ def action(request: HttpRequest, name: str) -> HttpResponse:
     """The HA page's buttons: Sync now, Restart heartbeat, Take over, Hand back, Break."""
     node = HaNode.load()
     source_ip = request_source_ip(request)
-    if not node.paired:
+    if name == "settings":
+        if node.role == HaNode.Role.SLAVE:
+            messages.error(request, f"HA settings are made on the master {node.peer_ip}.")
+            return redirect("lbadmin:ha")
+        form = HaSettingsForm(request.POST)
+        if form.is_valid():
+            ha.ha_settings_update(actor=request.user, values=form.values())
+            messages.success(request, "HA settings saved: they take effect with the next apply.")
+        else:
+            for field, errors in form.errors.items():
+                messages.error(request, f"{form.fields[field].label}: {' '.join(errors)}")
+    elif not node.paired:
         messages.error(request, "This appliance is not in a pair.")
     elif name == "sync":
         if node.role != HaNode.Role.MASTER:

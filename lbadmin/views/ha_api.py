@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -31,7 +32,7 @@ def _json_body(request: HttpRequest) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(request.body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         return None
     return data if isinstance(data, dict) else None
 
@@ -61,15 +62,22 @@ def pair(request: HttpRequest) -> JsonResponse:
         return _error("the pairing request is malformed", 400)
     # The password goes through the WebUI's own login form: same throttle, same lockout,
     # same audit trail. It is checked, never stored.
+    username = settings.LBADMIN_DEFAULT_USERNAME  # the guide pairs as `loadbalancer` only
     login = LoginForm(
-        request,
-        data={
-            "username": str(payload.get("username", "")),
-            "password": str(payload.get("password", "")),
-        },
+        request, data={"username": username, "password": str(payload.get("password", ""))}
     )
     if not login.is_valid():
+        if login.has_error("__all__", "locked_out"):
+            return _error(" ".join(login.non_field_errors()), 429)
         return _error("wrong password for the loadbalancer user on the peer", 403)
+    if login.get_user().must_change_password:
+        # Anyone on the network knows the factory password: it must not hand this appliance
+        # to whoever asks first.
+        return _error(
+            "the peer still has the factory password: change it on the peer (Maintenance > "
+            "Passwords) before pairing",
+            403,
+        )
     try:
         node = ha.ha_accept_pairing(payload, source_ip=request_source_ip(request))
     except ha.PeerError as error:
