@@ -235,12 +235,147 @@ def nonlocal_bind(netns: str | None = None) -> bool:
     return all(value == "1" for value in values)
 
 
+# ---------------------------------------------------------------------------------------------
+# Links with their addresses' flags, and routes (what Local Configuration reads; see netconfig)
+#
+# Measured on iproute2 6.1 / Linux 6.x:
+# - ``addr_info`` entries carry ``scope`` (global, link, host), ``dynamic`` (DHCP/SLAAC: a
+#   finite lifetime), ``tentative`` (IPv6 DAD not finished; also while the link is down) and
+#   ``dadfailed``. Global IPv6 addresses are listed newest first; IPv4 ones primary first.
+# - ``ip -j route show table main`` lists IPv4 only (``-6`` for IPv6). ``dst`` is "default" for
+#   a /0 and has no prefix length for a host route ("10.4.0.7", "2001:db8:7::5"). ``protocol``
+#   is absent for "boot" (what ``ip route add`` uses by default), ``metric`` is absent for an
+#   IPv4 metric 0 (IPv6 always has one, 1024 by default), ``type`` is absent for unicast
+#   ("blackhole", "unreachable" …), and a multipath route has ``nexthops`` instead of
+#   ``gateway``/``dev``.
+
+
+@dataclass(frozen=True)
+class LinkAddress:
+    address: InterfaceAddress
+    scope: str  # "global", "link", "host", "site"
+    dynamic: bool  # has a finite lifetime (DHCP, SLAAC)
+    tentative: bool  # IPv6 duplicate address detection not finished (or the link is down)
+    dadfailed: bool  # IPv6 duplicate address detection found the address in use
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    admin_up: bool  # the UP flag (``ip link set … up``), whatever the carrier
+    lower_up: bool  # carrier (LOWER_UP)
+    loopback: bool
+    mtu: int
+    mac: str | None
+    addresses: tuple[LinkAddress, ...]  # in ip's order
+
+
+@dataclass(frozen=True)
+class Route:
+    destination: ipaddress.IPv4Network | ipaddress.IPv6Network  # "default" is 0.0.0.0/0, ::/0
+    gateway: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    interface: str | None
+    protocol: str  # "boot" (ip's default), "static", "kernel", "dhcp", "ra", or a number
+    metric: int  # 0 when ip prints none (IPv4)
+    type: str  # "unicast" when ip prints none; "blackhole", "unreachable", …
+    scope: str  # "global" when ip prints none; "link" for a route without gateway, …
+    multipath: bool  # several nexthops (gateway and interface are then None)
+    source: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None  # ``src`` (prefsrc)
+
+    @property
+    def is_default(self) -> bool:
+        return self.destination.prefixlen == 0
+
+
+def _link(entry: dict) -> Link:
+    flags = entry.get("flags") or []
+    addresses: list[LinkAddress] = []
+    for info in entry.get("addr_info") or []:
+        if info.get("family") not in ("inet", "inet6") or "local" not in info:
+            continue
+        addresses.append(
+            LinkAddress(
+                address=ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}"),
+                scope=str(info.get("scope", "global")),
+                dynamic=bool(info.get("dynamic", False)),
+                tentative=bool(info.get("tentative", False)),
+                dadfailed=bool(info.get("dadfailed", False)),
+            )
+        )
+    return Link(
+        name=str(entry["ifname"]),
+        admin_up="UP" in flags,
+        lower_up="LOWER_UP" in flags,
+        loopback="LOOPBACK" in flags,
+        mtu=int(entry.get("mtu", 0)),
+        mac=entry.get("address"),
+        addresses=tuple(addresses),
+    )
+
+
+def links(netns: str | None = None) -> list[Link]:
+    """Every interface of this node (or of ``netns``), in ifindex order, with its
+    administrative state and its addresses' flags, from ``ip -j addr show``."""
+    text = _ip(netns, "-j", "addr", "show")
+    try:
+        entries = json.loads(text)
+        if not isinstance(entries, list):
+            raise TypeError(f"a list of interfaces, not {type(entries).__name__}")
+        return [_link(entry) for entry in entries]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NetinfoError(f"cannot read the output of ip -j addr show: {exc}") from exc
+
+
+def _route(entry: dict, version: int) -> Route:
+    dst = str(entry["dst"])
+    if dst == "default":
+        dst = "0.0.0.0/0" if version == 4 else "::/0"
+    destination = ipaddress.ip_network(dst)  # a host route has no "/32": ip_network adds it
+    gateway = ipaddress.ip_address(entry["gateway"]) if "gateway" in entry else None
+    if destination.version != version or (gateway is not None and gateway.version != version):
+        raise ValueError(f"an IPv{version} route with {entry.get('dst')!r} via {gateway}")
+    return Route(
+        destination=destination,
+        gateway=gateway,
+        interface=str(entry["dev"]) if "dev" in entry else None,
+        protocol=str(entry.get("protocol", "boot")),
+        metric=int(entry.get("metric", 0)),
+        type=str(entry.get("type", "unicast")),
+        scope=str(entry.get("scope", "global")),
+        multipath="nexthops" in entry,
+        source=ipaddress.ip_address(entry["prefsrc"]) if "prefsrc" in entry else None,
+    )
+
+
+def routes(netns: str | None = None) -> list[Route]:
+    """The main routing table of this node (or of ``netns``): IPv4 routes, then IPv6 ones
+    (where the kernel has IPv6), in ip's order, from ``ip -j -4/-6 route show table main``."""
+    result: list[Route] = []
+    for version in (4, 6):
+        if version == 6 and not (_PROC_SYS / "net" / "ipv6").is_dir():
+            continue
+        text = _ip(netns, "-j", f"-{version}", "route", "show", "table", "main")
+        try:
+            entries = json.loads(text) if text.strip() else []
+            if not isinstance(entries, list):
+                raise TypeError(f"a list of routes, not {type(entries).__name__}")
+            result.extend(_route(entry, version) for entry in entries)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise NetinfoError(f"cannot read the output of ip -j -{version} route: {exc}") from exc
+    return result
+
+
 __all__ = [
     "Interface",
+    "Link",
+    "LinkAddress",
     "NetinfoError",
+    "Route",
     "holds_address",
     "interface_for",
     "interfaces",
+    "links",
     "nonlocal_bind",
+    "routes",
     "set_nonlocal_bind",
 ]
