@@ -69,6 +69,16 @@ LBADMIN_SECRETS_KEY_FILE = Path(
 )
 # Whether this node starts HAProxy, stunnel and keepalived itself, with their files under var/.
 LBADMIN_MANAGE_DAEMONS = env_bool("LBADMIN_MANAGE_DAEMONS", True)
+# Local Configuration changes this host's network only when the host is the appliance's (an
+# appliance image sets it); on a container or a laptop the live state is shown read-only.
+LBADMIN_MANAGE_NETWORK = env_bool("LBADMIN_MANAGE_NETWORK", False)
+# The network namespace to manage ("" = the appliance's own); tests give one they made.
+LBADMIN_NETWORK_NETNS = env_str("LBADMIN_NETWORK_NETNS", "")
+# Where hostname, resolv.conf and hosts are written (/etc on an appliance).
+LBADMIN_ETC_DIR = Path(
+    env_str("LBADMIN_ETC_DIR", "/etc" if LBADMIN_MANAGE_NETWORK else str(LBADMIN_VAR_DIR / "etc"))
+)
+LBADMIN_NETWORK_CONFIRM_SECONDS = env_int("LBADMIN_NETWORK_CONFIRM_SECONDS", 60, minimum=5)
 
 # The appliance's factory credentials, as in the deployment guide.
 LBADMIN_DEFAULT_USERNAME = "loadbalancer"

@@ -33,6 +33,14 @@ MENU: tuple[MenuSection, ...] = (
         ),
     ),
     MenuSection(
+        "Local Configuration",
+        items=(
+            MenuItem("Hostname & DNS", "lbadmin:network_identity"),
+            MenuItem("Network Interface Configuration", "lbadmin:network_interfaces"),
+            MenuItem("Routing", "lbadmin:network_routing"),
+        ),
+    ),
+    MenuSection(
         "Maintenance",
         items=(
             MenuItem("Restart Services", "lbadmin:restart_services"),

@@ -54,3 +54,11 @@ def ha_sync_task(self) -> bool:
         if not error.unreachable:
             return False  # recorded on the HA page; the next apply or "Sync now" tries again
         raise self.retry(countdown=min(300, 2 ** min(self.request.retries + 1, 9))) from error
+
+
+@shared_task
+def network_confirm_deadline_task() -> bool:
+    """A network change was not confirmed in time: restore the previous settings."""
+    from lbadmin.services.network import network_revert_if_unconfirmed
+
+    return network_revert_if_unconfirmed()

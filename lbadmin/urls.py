@@ -9,6 +9,7 @@ from lbadmin.views import (
     health,
     l4,
     l7,
+    network,
     overview,
     pages,
     terminations,
@@ -86,6 +87,17 @@ urlpatterns = [
     path("view/revisions/", config.revisions, name="view_revisions"),
     path("view/revisions/<int:pk>/", config.revision_detail, name="view_revision"),
     path("view/revisions/<int:pk>/rollback/", config.revision_rollback, name="revision_rollback"),
+    # Local Configuration
+    path("local/network/", network.interfaces, name="network_interfaces"),
+    path(
+        "local/network/addresses/<int:pk>/delete/",
+        network.address_delete,
+        name="network_address_delete",
+    ),
+    path("local/routing/", network.routing, name="network_routing"),
+    path("local/routing/<int:pk>/delete/", network.route_delete, name="network_route_delete"),
+    path("local/network/confirm/", network.confirm, name="network_confirm"),
+    path("local/hostname/", network.identity, name="network_identity"),
     # Maintenance
     path("maintenance/services/", config.restart_services, name="restart_services"),
     path(

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -110,9 +111,12 @@ def server_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[str
     return env
 
 
-@pytest.fixture(scope="session")
-def appliance_server(server_env, tmp_path_factory) -> Iterator[str]:
-    """The real WebUI: gunicorn with TLS on a free loopback port, against the test database."""
+@contextmanager
+def gunicorn_server(
+    server_env: dict[str, str], tmp_path_factory, **extra_env: str
+) -> Iterator[str]:
+    """The real WebUI: gunicorn with TLS on a free loopback port, against the test database;
+    yields its base URL."""
     from lbadmin.services.tls import webui_certificate_ensure
 
     tls = tmp_path_factory.mktemp("tls")
@@ -126,6 +130,7 @@ def appliance_server(server_env, tmp_path_factory) -> Iterator[str]:
         LBADMIN_TLS_CERT=str(cert),
         LBADMIN_TLS_KEY=str(key),
         LBADMIN_WEB_WORKERS="1",
+        **extra_env,
     )
     log = (tmp_path_factory.mktemp("gunicorn") / "gunicorn.log").open("w")
     process = subprocess.Popen(
@@ -155,6 +160,12 @@ def appliance_server(server_env, tmp_path_factory) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def appliance_server(server_env, tmp_path_factory) -> Iterator[str]:
+    with gunicorn_server(server_env, tmp_path_factory) as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="session")

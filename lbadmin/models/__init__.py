@@ -4,6 +4,7 @@ from .config_state import ConfigRevision, ConfigState
 from .ha import HaNode, HaSettings
 from .l4 import L4RealServer, L4VirtualService
 from .l7 import L7Settings, RealServer, VirtualService
+from .network import HostSettings, NetworkAddress, NetworkInterface, StaticRoute
 from .user import User
 
 __all__ = [
@@ -12,12 +13,16 @@ __all__ = [
     "ConfigState",
     "HaNode",
     "HaSettings",
+    "HostSettings",
     "L4RealServer",
     "L4VirtualService",
     "L7Settings",
+    "NetworkAddress",
+    "NetworkInterface",
     "RealServer",
     "SslCertificate",
     "SslTermination",
+    "StaticRoute",
     "User",
     "VirtualService",
 ]

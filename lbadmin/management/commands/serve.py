@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from lbadmin.engines.daemons import DaemonError, missing_binaries
 from lbadmin.services.daemons import daemons_start
+from lbadmin.services.network import network_reapply
 from lbadmin.services.overview import admin_states_reassert
 
 COMPONENTS = ("daemons", "web", "worker")
@@ -40,6 +41,12 @@ class Command(BaseCommand):
         if "web" in wanted:
             call_command("migrate", interactive=False, verbosity=0)
             call_command("lbadmin_setup")
+        if "daemons" in wanted:
+            # The node's own addresses and routes first: a reboot forgot them, and the
+            # virtual services bind on them.
+            problem = network_reapply()
+            if problem:
+                self.stderr.write(f"The network configuration could not be re-applied: {problem}")
         if "daemons" in wanted and settings.LBADMIN_MANAGE_DAEMONS:
             self._start_daemons()
 
