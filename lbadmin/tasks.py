@@ -62,3 +62,11 @@ def network_confirm_deadline_task() -> bool:
     from lbadmin.services.network import network_revert_if_unconfirmed
 
     return network_revert_if_unconfirmed()
+
+
+@shared_task
+def network_apply_task(**change: object) -> dict:
+    """Apply the configured network to this node (Local Configuration)."""
+    from lbadmin.services.network import network_apply_configured
+
+    return network_apply_configured(**change)

@@ -168,23 +168,24 @@ def appliance_server(server_env, tmp_path_factory) -> Iterator[str]:
         yield base_url
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(server_env, tmp_path_factory) -> Iterator[subprocess.Popen]:
-    """A real Celery worker process consuming the test queue on Redis."""
+@contextmanager
+def celery_worker(
+    server_env: dict[str, str], tmp_path_factory, queue: str, **extra_env: str
+) -> Iterator[subprocess.Popen]:
+    """A real Celery worker process consuming ``queue`` on Redis."""
     from appliance.celery import app
 
     assert settings.CELERY_BROKER_URL.startswith("redis://"), "tests need the Redis broker"
     log = (tmp_path_factory.mktemp("celery") / "worker.log").open("w")
-    node = f"test-{os.getpid()}@%h"
+    node = f"test-{os.getpid()}-{queue}@%h"
     process = subprocess.Popen(
         [
             sys.executable, "-m", "celery", "-A", "appliance", "worker",
             "--loglevel", "INFO", "--concurrency", "1", "--hostname", node,
-            "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-gossip",
-            "--without-mingle",
+            "--queues", queue, "--without-gossip", "--without-mingle",
         ],
         cwd=ROOT,
-        env=server_env,
+        env={**server_env, "CELERY_TASK_DEFAULT_QUEUE": queue, **extra_env},
         stdout=log,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -205,6 +206,13 @@ def celery_worker_process(server_env, tmp_path_factory) -> Iterator[subprocess.P
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(server_env, tmp_path_factory) -> Iterator[subprocess.Popen]:
+    """A real Celery worker process consuming the test queue on Redis."""
+    with celery_worker(server_env, tmp_path_factory, settings.CELERY_TASK_DEFAULT_QUEUE) as worker:
+        yield worker
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,12 @@ from playwright.sync_api import expect
 
 from lbadmin.models import User
 from lbadmin.services.auth import default_user_ensure
-from tests.conftest import gunicorn_server
+from tests.conftest import celery_worker, gunicorn_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 NETNS = "lbnet-browser"
 PASSWORD = "Local-Config-2013"
+QUEUE = "lbadmin-network-browser-test"
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +28,18 @@ def network_server(server_env, tmp_path_factory) -> Iterator[str]:
             ["link", "set", "eth2", "up"],
         ):
             subprocess.run(["ip", "-n", NETNS, *argv], check=True)
-        etc = tmp_path_factory.mktemp("etc")
-        with gunicorn_server(
-            server_env,
-            tmp_path_factory,
-            LBADMIN_MANAGE_NETWORK="1",
-            LBADMIN_NETWORK_NETNS=NETNS,
-            LBADMIN_ETC_DIR=str(etc),
-        ) as base_url:
+        # This WebUI and its own worker (the node's worker applies network changes) manage
+        # the namespace, on a queue of their own.
+        network_env = {
+            "LBADMIN_MANAGE_NETWORK": "1",
+            "LBADMIN_NETWORK_NETNS": NETNS,
+            "LBADMIN_ETC_DIR": str(tmp_path_factory.mktemp("etc")),
+            "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
+        }
+        with (
+            celery_worker(server_env, tmp_path_factory, QUEUE, **network_env),
+            gunicorn_server(server_env, tmp_path_factory, **network_env) as base_url,
+        ):
             yield base_url
     finally:
         subprocess.run(["ip", "netns", "del", NETNS], check=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from appliance.celery import app
 from lbadmin.models import HostSettings, NetworkAddress, StaticRoute
 from lbadmin.services import network
 
@@ -52,11 +53,17 @@ def netns(settings, tmp_path: Path):
             ["link", "set", PEER, "up"],
         ):
             subprocess.run(["ip", "-n", NETNS, *argv], check=True)
+        # The node's worker applies network changes: here in this process (eager), so it
+        # sees this test's settings and database.
+        app.conf.task_always_eager = True
+        app.conf.task_eager_propagates = True
         settings.LBADMIN_MANAGE_NETWORK = True
         settings.LBADMIN_NETWORK_NETNS = NETNS
         settings.LBADMIN_ETC_DIR = tmp_path / "etc"
         yield
     finally:
+        app.conf.task_always_eager = False
+        app.conf.task_eager_propagates = False
         subprocess.run(["ip", "netns", "del", NETNS], check=False)
 
 

@@ -120,43 +120,79 @@ def network_change(
     session_address: str | None,
     source_ip: str | None,
 ) -> bool:
-    """Run ``change`` (a function editing the configured network in the database) and apply
-    the result, all or nothing. Returns True when the administrator must confirm it (it
-    touches their own connection). NetworkRefused lists why nothing changed."""
+    """Run ``change`` (a function editing the configured network in the database), check the
+    result whole against the live interfaces, save it, and have the node's worker apply it,
+    waiting for the outcome. Returns True when the administrator must confirm it (it touches
+    their own connection). NetworkRefused lists why nothing changed."""
+    from lbadmin.tasks import network_apply_task  # tasks import services
+
     _require_managed()
-    with node_lock("network", timeout=30), transaction.atomic():
+    with transaction.atomic():
         before = configured_network()
         change()
         desired = configured_network()
-        live = live_network()[1]
-        problems = netconfig.validate_network(desired, live)
+        problems = netconfig.validate_network(desired, live_network()[1])
         if problems:
             transaction.set_rollback(True)
             raise NetworkRefused(problems)
+    try:
+        outcome = network_apply_task.delay(
+            before=_as_json(before),
+            session_address=session_address,
+            what=what,
+            actor_id=actor.pk if actor else None,
+            source_ip=source_ip,
+        ).get(timeout=60)
+    except Exception as error:  # the worker is down or too slow: the DB goes back
+        _store_configured(before)
+        raise NetworkRefused([f"the node's worker did not apply it: {error}"]) from error
+    if not outcome["ok"]:
+        raise NetworkRefused([outcome["error"]])
+    return outcome["confirm"]
+
+
+def network_apply_configured(
+    *,
+    before: dict[str, Any],
+    session_address: str | None,
+    what: str,
+    actor_id: int | None,
+    source_ip: str | None,
+) -> dict[str, Any]:
+    """The worker's part: make the host match the configured network. On failure the database
+    goes back to ``before`` (the engine has already put the host back). Returns
+    {"ok", "error", "confirm"}."""
+    if management_off_reason():
+        return {"ok": False, "error": management_off_reason(), "confirm": False}
+    previous_config = _from_json(before) or NetworkConfig()
+    with node_lock("network", timeout=30), transaction.atomic():
+        desired = configured_network()
+        live = live_network()[1]
         state = HostSettings.load()
-        previous = _from_json(state.applied)
-        result = netconfig.apply_network(desired, previous=previous, netns=_netns())
+        result = netconfig.apply_network(
+            desired, previous=_from_json(state.applied), netns=_netns()
+        )
         if not result.ok:
-            transaction.set_rollback(True)
-            raise NetworkRefused([result.error or "the change could not be applied"])
-        confirm = _touches_session(before, desired, session_address, live)
+            _store_configured(previous_config)
+            return {"ok": False, "error": result.error or "the change failed", "confirm": False}
+        confirm = _touches_session(previous_config, desired, session_address, live)
         state.applied = _as_json(desired)
         if confirm:
             state.confirm_until = timezone.now() + timedelta(
                 seconds=settings.LBADMIN_NETWORK_CONFIRM_SECONDS
             )
-            state.revert_to = _as_json(before)
+            state.revert_to = before
         state.save()
         audit_record(
             action=AuditEntry.Action.CONFIG_UPDATED,
-            actor=actor,
+            actor=User.objects.filter(pk=actor_id).first() if actor_id else None,
             source_ip=source_ip,
             target=f"network: {what}",
             detail={"changes": result.changes[:50], "confirm": confirm},
         )
         if confirm:
             _schedule_revert(state.confirm_until)
-    return confirm
+    return {"ok": True, "error": "", "confirm": confirm}
 
 
 def _touches_session(
