@@ -19,6 +19,7 @@ class MenuSection:
 
 MENU: tuple[MenuSection, ...] = (
     MenuSection("System Overview", url_name="lbadmin:overview"),
+    MenuSection("Setup Wizard for Lync", url_name="lbadmin:wizard_lync"),
     MenuSection(
         "Cluster Configuration",
         items=(

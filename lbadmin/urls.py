@@ -13,6 +13,7 @@ from lbadmin.views import (
     overview,
     pages,
     terminations,
+    wizard,
 )
 
 app_name = "lbadmin"
@@ -87,6 +88,7 @@ urlpatterns = [
     path("view/revisions/", config.revisions, name="view_revisions"),
     path("view/revisions/<int:pk>/", config.revision_detail, name="view_revision"),
     path("view/revisions/<int:pk>/rollback/", config.revision_rollback, name="revision_rollback"),
+    path("wizard/lync/", wizard.lync, name="wizard_lync"),
     # Local Configuration
     path("local/network/", network.interfaces, name="network_interfaces"),
     path(
