@@ -240,3 +240,13 @@ def page(browser, appliance_server, transactional_db) -> Iterator[object]:
     tab = context.new_page()
     yield tab
     context.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def daemons_stopped_at_the_end() -> Iterator[None]:
+    """Applies start keepalived and stunnel as well as HAProxy; whatever a test left running
+    in the test var dir is stopped when the session ends, so no daemon outlives the run."""
+    yield
+    from lbadmin.services.daemons import daemons_stop
+
+    daemons_stop()
