@@ -100,6 +100,13 @@ def admin_user(db):
     return user
 
 
+@pytest.fixture
+def admin(client, admin_user):
+    """The test client, logged in as the administrator."""
+    client.force_login(admin_user)
+    return client
+
+
 @pytest.fixture(scope="session")
 def server_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[str, str]:
     """Environment for processes that must share the test database (gunicorn, celery)."""

@@ -70,12 +70,6 @@ def pem(*objects) -> bytes:
     return out
 
 
-@pytest.fixture
-def admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def upload(client, label: str, data: bytes, password: str = "", filename: str = "cert1.pfx"):
     return client.post(
         "/lbadmin/cluster/certificates/add/",

@@ -21,12 +21,6 @@ pytestmark = pytest.mark.django_db
 PAIR = "/lbadmin/api/ha/pair/"
 
 
-@pytest.fixture
-def admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def pairing(password: str, **changes) -> dict:
     return {
         "username": "loadbalancer",

@@ -14,12 +14,6 @@ pytestmark = pytest.mark.django_db
 SERVICES = "/lbadmin/cluster/l4/services/"
 
 
-@pytest.fixture
-def admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def add_service(client, **fields):
     data = {
         "label": "IntEdgeAccess5061", "ip": "192.168.10.10", "ports": "5061",

@@ -9,12 +9,6 @@ from lbadmin.models import AuditEntry, ConfigRevision, ConfigState, RealServer, 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def add_service(client, **data: str):
     form = {"label": "FrontEndPool", "ip": "192.168.10.30", "ports": "135,443,444,5061,5065,5069"}
     form.update({"protocol": "tcp", **data})

@@ -88,12 +88,6 @@ SETTINGS = {
 
 
 @pytest.fixture
-def admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
 def service(db) -> VirtualService:
     service = VirtualService.objects.create(
         label="FrontEndPool", ip="127.0.10.30", ports="135,443,444,5061,5065,5069",

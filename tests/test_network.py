@@ -67,12 +67,6 @@ def netns(settings, tmp_path: Path):
         subprocess.run(["ip", "netns", "del", NETNS], check=False)
 
 
-@pytest.fixture
-def admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def add_address(client, address: str, nic: str = NIC):
     return client.post(
         "/lbadmin/local/network/", {"form": "address", "interface": nic, "address": address}

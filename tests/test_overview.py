@@ -21,12 +21,6 @@ RIPS = {"FE-1": "127.0.11.31", "FE-2": "127.0.11.32"}
 
 
 @pytest.fixture
-def admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
 def haproxy_stopped_after():
     yield
     daemon_controllers()["haproxy"].stop()

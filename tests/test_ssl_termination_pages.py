@@ -20,12 +20,6 @@ URL = "/lbadmin/cluster/ssl/"
 
 
 @pytest.fixture
-def admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
 def default_certificate() -> SslCertificate:
     return certificate_default_ensure()
 

@@ -9,12 +9,6 @@ pytestmark = pytest.mark.django_db
 URL = "/lbadmin/wizard/lync/"
 
 
-@pytest.fixture
-def admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def answers(**changes) -> dict:
     """The form as it comes, with the guide's addresses, for Lync 2013 without persistence."""
     data = {

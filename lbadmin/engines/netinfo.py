@@ -144,8 +144,11 @@ def interfaces(netns: str | None = None) -> list[Interface]:
         raise NetinfoError(f"cannot read the output of ip -j addr show: {exc}") from exc
 
 
-def interface_for(address: str, netns: str | None = None) -> str | None:
+def interface_for(
+    address: str, netns: str | None = None, *, among: list[Interface] | None = None
+) -> str | None:
     """The interface whose configured subnet contains ``address``: where a VIP floats.
+    ``among``: interfaces already read (one read for many addresses), else read now.
 
     Host routes (``/32``, ``/128``, such as a VIP keepalived added) are not subnets and are
     skipped, so the answer is the same on the MASTER and the BACKUP. The longest prefix wins;
@@ -154,7 +157,7 @@ def interface_for(address: str, netns: str | None = None) -> str | None:
     """
     wanted = _address(address)
     best_prefix, names = -1, []
-    for interface in interfaces(netns):
+    for interface in interfaces(netns) if among is None else among:
         for configured in interface.addresses:
             network = configured.network
             if network.version != wanted.version or network.prefixlen == network.max_prefixlen:

@@ -32,6 +32,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from lbadmin.engines.netinfo import interface_for
 from lbadmin.models import AuditEntry, ConfigRevision, HaNode, HaSettings, User
 from lbadmin.render.snapshot import VrrpInstance
 from lbadmin.services.audit import audit_record
@@ -581,7 +582,7 @@ def vrrp_instances(document: dict[str, Any]) -> tuple[VrrpInstance, ...]:
         live = interfaces()
     except NetinfoError:
         return ()
-    home = _interface_for(node.local_ip, live)
+    home = interface_for(node.local_ip, among=live)
     if home is None:
         return ()
     floating, _problems = _floating(document, node, live)
@@ -621,24 +622,6 @@ def floating_problems(document: dict[str, Any]) -> list[str]:
     return _floating(document, node, live)[1]
 
 
-def _interface_for(address: str, live: list[Any]) -> str | None:
-    """The interface whose configured subnet (not a /32 or /128) holds the address."""
-    import ipaddress
-
-    target = ipaddress.ip_address(address)
-    best: tuple[int, str] | None = None
-    for interface in live:
-        for network in interface.addresses:
-            prefix = network.network.prefixlen
-            if (
-                prefix < network.max_prefixlen
-                and target in network.network
-                and (best is None or prefix > best[0])
-            ):
-                best = (prefix, interface.name)
-    return best[1] if best else None
-
-
 def _floating(
     document: dict[str, Any], node: HaNode, live: list[Any]
 ) -> tuple[list[tuple[str, str]], list[str]]:
@@ -652,7 +635,7 @@ def _floating(
         elif (":" in address) != family:
             problems.append(f"{address}: the pair's addresses are of the other IP family")
         else:
-            device = _interface_for(address, live)
+            device = interface_for(address, among=live)
             if device is None:
                 problems.append(f"{address}: no interface of this node has a subnet holding it")
             else:

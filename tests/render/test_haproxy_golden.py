@@ -9,7 +9,6 @@ Without UPDATE_GOLDEN nothing is written; a mismatch fails with a diff.
 """
 
 import dataclasses
-import difflib
 import os
 import subprocess
 import sys
@@ -31,12 +30,12 @@ from lbadmin.render.snapshot import (
     L7VirtualService,
     Persistence,
 )
+from tests.render.golden import assert_golden
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 ROOT = Path(__file__).resolve().parents[2]
 # Golden files use the appliance's real paths; the -c check renders with a temp layout.
 LAYOUT = RuntimeLayout.under(Path("/var/lib/lbadmin"))
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 LYNC_GLOBALS = L7Globals(client_timeout_ms=1_800_000, server_timeout_ms=1_800_000)
 
@@ -302,22 +301,7 @@ def temp_layout(tmp_path: Path) -> RuntimeLayout:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(case: str) -> None:
-    rendered = render_haproxy(CASES[case], LAYOUT)
-    golden = GOLDEN_DIR / f"{case}.cfg"
-    if UPDATE:
-        golden.write_text(rendered)
-    assert golden.exists(), f"{golden} missing: run with UPDATE_GOLDEN=1 and review it"
-    expected = golden.read_text()
-    if rendered != expected:
-        diff = "".join(
-            difflib.unified_diff(
-                expected.splitlines(keepends=True),
-                rendered.splitlines(keepends=True),
-                f"golden/{case}.cfg",
-                "rendered",
-            )
-        )
-        pytest.fail(f"rendered config differs from golden/{case}.cfg:\n{diff}")
+    assert_golden(render_haproxy(CASES[case], LAYOUT), GOLDEN_DIR / f"{case}.cfg")
 
 
 def test_no_stale_golden_files() -> None:

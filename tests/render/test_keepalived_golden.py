@@ -20,7 +20,6 @@ removed afterwards, pass or fail.
 
 import contextlib
 import dataclasses
-import difflib
 import os
 import shutil
 import subprocess
@@ -44,11 +43,11 @@ from lbadmin.render.snapshot import (
     Scheduler,
     VrrpInstance,
 )
+from tests.render.golden import assert_golden
 
 GOLDEN_DIR = Path(__file__).parent / "golden_keepalived"
 ROOT = Path(__file__).resolve().parents[2]
 LAYOUT = RuntimeLayout.under(Path("/var/lib/lbadmin"))
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 # What keepalived 2.2.7 exits with for a config error (measured; also its docs' KEEPALIVED_
 # EXIT_CONFIG).
 KEEPALIVED_CONFIG_ERROR = 5
@@ -432,22 +431,7 @@ def keepalived_check(
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(case: str) -> None:
-    rendered = render_keepalived(CASES[case], LAYOUT)
-    golden = GOLDEN_DIR / f"{case}.conf"
-    if UPDATE:
-        golden.write_text(rendered)
-    assert golden.exists(), f"{golden} missing: run with UPDATE_GOLDEN=1 and review it"
-    expected = golden.read_text()
-    if rendered != expected:
-        diff = "".join(
-            difflib.unified_diff(
-                expected.splitlines(keepends=True),
-                rendered.splitlines(keepends=True),
-                f"golden_keepalived/{case}.conf",
-                "rendered",
-            )
-        )
-        pytest.fail(f"rendered config differs from golden_keepalived/{case}.conf:\n{diff}")
+    assert_golden(render_keepalived(CASES[case], LAYOUT), GOLDEN_DIR / f"{case}.conf")
 
 
 def test_no_stale_golden_files() -> None:

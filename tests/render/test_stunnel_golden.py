@@ -9,8 +9,6 @@ stunnel validates every file before an apply) and tests/test_ssl_termination_e2e
 """
 
 import dataclasses
-import difflib
-import os
 from pathlib import Path
 
 import pytest
@@ -25,10 +23,10 @@ from lbadmin.render.stunnel import (
     stunnel_document,
     termination_instance,
 )
+from tests.render.golden import assert_golden
 
 GOLDEN_DIR = Path(__file__).parent / "golden_stunnel"
 LAYOUT = RuntimeLayout.under(Path("/var/lib/lbadmin"))
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 
 def termination(label: str = "SSL-FePoolExtWebSvcs4443", **changes: object) -> SslTermination:
@@ -60,19 +58,7 @@ CASES: dict[str, SslTermination] = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(case: str) -> None:
-    rendered = render_termination(CASES[case], LAYOUT)
-    golden = GOLDEN_DIR / f"{case}.conf"
-    if UPDATE:
-        golden.write_text(rendered)
-    assert golden.exists(), f"{golden} missing: run with UPDATE_GOLDEN=1 and review it"
-    expected = golden.read_text()
-    if rendered != expected:
-        diff = "".join(
-            difflib.unified_diff(
-                expected.splitlines(keepends=True), rendered.splitlines(keepends=True)
-            )
-        )
-        pytest.fail(f"rendered config differs from golden_stunnel/{case}.conf:\n{diff}")
+    assert_golden(render_termination(CASES[case], LAYOUT), GOLDEN_DIR / f"{case}.conf")
 
 
 def test_no_stale_golden_files() -> None:
