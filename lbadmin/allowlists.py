@@ -55,6 +55,21 @@ def clean_ip(value: str) -> str:
     return str(address)
 
 
+DNS_NAME_RE = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+)
+
+
+def clean_dns_name(value: str) -> str:
+    """A fully qualified host name (RFC 1123, at least two labels, no wildcard), lowercased."""
+    if not DNS_NAME_RE.fullmatch(value):
+        raise ValidationError(
+            f"“{_shown(value)}” is not a fully qualified DNS name like pool1.example.com.",
+            code="dns_name",
+        )
+    return value.lower()
+
+
 def clean_port(value: str) -> int:
     if not PORT_RE.fullmatch(value) or not 1 <= int(value) <= 65535:
         raise ValidationError(

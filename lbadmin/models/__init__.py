@@ -6,6 +6,7 @@ from .l4 import L4RealServer, L4VirtualService
 from .l7 import L7Settings, RealServer, VirtualService
 from .network import HostSettings, NetworkAddress, NetworkInterface, StaticRoute
 from .user import User
+from .wizard import LyncDeployment
 
 __all__ = [
     "AuditEntry",
@@ -17,6 +18,7 @@ __all__ = [
     "L4RealServer",
     "L4VirtualService",
     "L7Settings",
+    "LyncDeployment",
     "NetworkAddress",
     "NetworkInterface",
     "RealServer",

@@ -5,11 +5,16 @@ else, then applied."""
 from dataclasses import dataclass
 from typing import Any
 
-from lbadmin.models import AuditEntry, ConfigRevision, User
+from lbadmin.models import AuditEntry, ConfigRevision, LyncDeployment, User
 from lbadmin.services.audit import audit_record
 from lbadmin.services.config import config_apply_request, config_export, config_import
 from lbadmin.services.ports import port_user
 from lbadmin.wizard.lync import LyncAnswers, Plan, conflicts, plan, validate
+
+
+def deployment_current() -> LyncDeployment | None:
+    """The appliance's Lync deployment (the wizard makes at most one), or None."""
+    return LyncDeployment.objects.order_by("pk").first()
 
 
 @dataclass(frozen=True)

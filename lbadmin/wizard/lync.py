@@ -38,6 +38,7 @@ WEB_PERSISTENCES: tuple[str, ...] = ("none", "cookie")
 # uploaded certificate's label cannot (lbadmin.services.certificates).
 DEFAULT_CERTIFICATE_LABEL = "Default Self Signed Certificate"
 
+MAX_SERVERS = 64  # per pool: far more than any Lync pool (Microsoft's limit is 12 per pool)
 TIMEOUT_30_MIN_MS = 1_800_000  # STEP 1: "1800000 ms which is 30 minutes"
 PERSISTENCE_TIMEOUT_S = 1800  # STEP 4: "Change Persistence Timeout to 1800"
 
@@ -47,13 +48,23 @@ PERSISTENCE_TIMEOUT_S = 1800  # STEP 4: "Change Persistence Timeout to 1800"
 
 @dataclass(frozen=True)
 class Server:
-    """A real server. External Edge servers also have their own external address
-    (``external_ip``), which the external Edge services balance to; their ``ip`` is the
-    internal address (the one the internal Edge services use)."""
+    """A real server. External Edge servers also have their own external addresses, which
+    the external Edge services balance to; their ``ip`` is the internal address (the one the
+    internal Edge services use). The guide: "Public IP addresses are required for the 3 Edge
+    Service VIPs and also for each corresponding service on the real servers" — Access on
+    ``external_ip``, Web Conferencing and A/V on their own addresses, or on ``external_ip``
+    too when they are not given (one external address per server, as in a lab)."""
 
     label: str
     ip: str
     external_ip: str | None = None
+    external_webconf_ip: str | None = None
+    external_av_ip: str | None = None
+
+    def external_address(self, vip_name: str) -> str | None:
+        """The address the external Edge service on ``vip_name`` ("access_vip", …) uses."""
+        own = {"webconf_vip": self.external_webconf_ip, "av_vip": self.external_av_ip}
+        return own.get(vip_name) or self.external_ip
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,9 @@ class FrontEndPart:
     vip: str = "192.168.10.30"
     external_web_vip: str = "192.168.20.30"
     servers: tuple[Server, ...] = ()
+    # The pool's names (e.g. pool1.robtest.com, the external web services FQDN): the
+    # post-apply checks say whether the certificate covers them. Not used by the plan.
+    fqdns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,7 @@ class DirectorPart:
     vip: str = "192.168.10.20"
     external_web_vip: str = "192.168.20.20"
     servers: tuple[Server, ...] = ()
+    fqdns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -377,9 +392,14 @@ def _internal_edge(part: EdgePart) -> list[dict[str, Any]]:
 
 
 def _external_edge(part: ExternalEdgePart, version: str) -> list[dict[str, Any]]:
-    servers = [(server.label, server.external_ip or "") for server in part.servers]
     return [
-        _l4_service(label, getattr(part, vip), port, protocol, servers)
+        _l4_service(
+            label,
+            getattr(part, vip),
+            port,
+            protocol,
+            [(server.label, server.external_address(vip) or "") for server in part.servers],
+        )
         for label, vip, port, protocol, only_2013 in EXTERNAL_EDGE
         if version == "2013" or not only_2013
     ]
@@ -500,8 +520,11 @@ def _check_servers(
     if not isinstance(servers, tuple | list) or not servers:
         problems.append(f"{where}: add at least one server.")
         return
+    if len(servers) > MAX_SERVERS:
+        problems.append(f"{where}: at most {MAX_SERVERS} servers per pool.")
+        return
     seen_labels: dict[str, int] = {}
-    seen_ips: dict[str, int] = {}
+    seen_ips: dict[tuple[str, str], int] = {}
     families = sorted({_family(vip) for vip in l4_vips if vip is not None})
     for index, server in enumerate(servers):
         at = f"{where}[{index}]"
@@ -519,28 +542,71 @@ def _check_servers(
             else:
                 seen_labels[label] = index
         ip = _check_ip(f"{at}.ip", server.ip, problems)
-        target, target_where = ip, f"{at}.ip"
+        # (field, address, the VIP it serves): addresses are unique per VIP within a part.
+        targets: list[tuple[str, str | None, str]] = [("ip", ip, "")]
         if external:
-            target_where = f"{at}.external_ip"
-            if server.external_ip is None:
-                problems.append(f"{target_where}: enter the Edge server's external address.")
-                target = None
-            else:
-                target = _check_ip(target_where, server.external_ip, problems)
-        if target is None:
+            targets = _external_targets(at, server, problems)
+        reported: set[str] = set()
+        for name, target, vip_name in targets:
+            if target is None or name in reported:
+                continue
+            first = seen_ips.setdefault((vip_name, target), index)
+            if first != index:
+                reported.add(name)
+                problems.append(
+                    f"{at}.{name}: {target} is already the address of {where}[{first}]."
+                )
+            wrong = [family for family in families if family != _family(target)]
+            if wrong:
+                reported.add(name)
+                problems.append(
+                    f"{at}.{name}: Layer 4 NAT keeps the address family: use an IPv"
+                    f"{wrong[0]} address like the virtual service's."
+                )
+
+
+# The external Edge VIPs and the server field holding the address each is balanced to
+# (``external_ip`` when the server has no address of its own for that VIP).
+_EXTERNAL_FIELD = {
+    "access_vip": "external_ip",
+    "webconf_vip": "external_webconf_ip",
+    "av_vip": "external_av_ip",
+}
+
+
+def _external_targets(
+    at: str, server: Server, problems: list[str]
+) -> list[tuple[str, str | None, str]]:
+    if server.external_ip is None:
+        problems.append(f"{at}.external_ip: enter the Edge server's external address.")
+        return []
+    checked = {
+        field: _check_ip(f"{at}.{field}", getattr(server, field), problems)
+        for field in _EXTERNAL_FIELD.values()
+        if getattr(server, field) is not None
+    }
+    targets = []
+    for vip_name, field in _EXTERNAL_FIELD.items():
+        field = field if field in checked else "external_ip"
+        targets.append((field, checked[field], vip_name))
+    return targets
+
+
+MAX_FQDNS = 20
+
+
+def _check_fqdns(where: str, names: object, problems: list[str]) -> None:
+    if not isinstance(names, tuple | list) or len(names) > MAX_FQDNS:
+        problems.append(f"{where}: give at most {MAX_FQDNS} names.")
+        return
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            problems.append(f"{where}[{index}]: enter a DNS name.")
             continue
-        if target in seen_ips:
-            problems.append(
-                f"{target_where}: {target} is already the address of {where}[{seen_ips[target]}]."
-            )
-        else:
-            seen_ips[target] = index
-        wrong = [family for family in families if family != _family(target)]
-        if wrong:
-            problems.append(
-                f"{target_where}: Layer 4 NAT keeps the address family: use an IPv"
-                f"{wrong[0]} address like the virtual service's."
-            )
+        try:
+            allowlists.clean_dns_name(name)
+        except ValidationError as error:
+            problems.append(f"{where}[{index}]: {_message(error)}")
 
 
 def _check_certificate(value: object, problems: list[str]) -> None:
@@ -582,11 +648,13 @@ def validate(answers: LyncAnswers) -> list[str]:
         _check_ip("front_end.vip", part.vip, problems)
         _check_ip("front_end.external_web_vip", part.external_web_vip, problems)
         _check_servers("front_end.servers", part.servers, problems, layer7=True)
+        _check_fqdns("front_end.fqdns", part.fqdns, problems)
     if answers.director is not None:
         part = answers.director
         _check_ip("director.vip", part.vip, problems)
         _check_ip("director.external_web_vip", part.external_web_vip, problems)
         _check_servers("director.servers", part.servers, problems, layer7=True)
+        _check_fqdns("director.fqdns", part.fqdns, problems)
     if answers.internal_edge is not None:
         part = answers.internal_edge
         vip = _check_ip("internal_edge.vip", part.vip, problems)
