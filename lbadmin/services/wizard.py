@@ -1,15 +1,87 @@
-"""The Setup Wizard for Lync: the planner's services merged into the configuration in one
-transaction, through the same import (and so the same forms and allowlists) as everything
-else, then applied."""
+"""The Setup Wizard for Lync as an owned deployment: what the planner makes is merged into the
+configuration in one transaction, through the same import (and so the same forms and
+allowlists) as everything else, then applied; the deployment records what it made, so that
+running the wizard again changes only what differs, the deployment can be removed whole, and
+objects edited by hand since are flagged before the wizard overwrites them."""
 
-from dataclasses import dataclass
-from typing import Any
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from lbadmin.models import AuditEntry, ConfigRevision, LyncDeployment, User
+from django.db import transaction
+
+from lbadmin.models import (
+    AuditEntry,
+    ConfigRevision,
+    ConfigState,
+    LyncDeployment,
+    SslCertificate,
+    User,
+)
 from lbadmin.services.audit import audit_record
-from lbadmin.services.config import config_apply_request, config_export, config_import
-from lbadmin.services.ports import port_user
-from lbadmin.wizard.lync import LyncAnswers, Plan, conflicts, plan, validate
+from lbadmin.services.certificates import certificate_delete, certificate_usage
+from lbadmin.services.config import (
+    config_apply_request,
+    config_export,
+    config_import,
+    current_states,
+    render_current,
+    render_document,
+    text_diff,
+)
+from lbadmin.wizard.answers import answers_to_document
+from lbadmin.wizard.lync import LyncAnswers, Plan, address_users, plan, validate
+
+# The document's sections the wizard makes objects in, and what the WebUI calls them.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("layer7", "virtual service"),
+    ("terminations", "SSL termination"),
+    ("layer4", "Layer 4 virtual service"),
+)
+SETTINGS_LABEL = "Layer 7 timeouts (STEP 1)"
+
+Action = Literal["create", "change", "keep", "remove"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """What the wizard does to one object. ``hand_edit``: "" or how the object differs from
+    what the wizard made ("edited by hand", "deleted by hand")."""
+
+    kind: str
+    label: str
+    action: Action
+    hand_edit: str = ""
+
+    @property
+    def overwrites_hand_edit(self) -> bool:
+        return bool(self.hand_edit) and self.action != "keep"
+
+
+@dataclass(frozen=True)
+class Preview:
+    plan: Plan | None  # None when removing, or when the answers have problems
+    problems: list[str]  # the answers' own: nothing is planned
+    conflicts: list[str] = field(default_factory=list)  # with what exists: blocking
+    changes: list[Change] = field(default_factory=list)
+    diff: str = ""  # haproxy.cfg, stunnel and keepalived.conf, now → after
+    generation: int = 0  # the configuration this preview was made from
+    document: dict[str, Any] | None = None  # the configuration after: what Create imports
+    settings_before: dict[str, Any] = field(default_factory=dict)  # Layer 7 settings now
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.problems or self.conflicts)
+
+    @property
+    def overwrites(self) -> list[Change]:
+        return [change for change in self.changes if change.overwrites_hand_edit]
+
+
+class WizardRefused(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 def deployment_current() -> LyncDeployment | None:
@@ -17,67 +89,272 @@ def deployment_current() -> LyncDeployment | None:
     return LyncDeployment.objects.order_by("pk").first()
 
 
-@dataclass(frozen=True)
-class Preview:
-    plan: Plan | None
-    problems: list[str]  # the answers' own (shown at the wizard's step, nothing planned)
-    conflicts: list[str]  # with what already exists: blocking
-
-
-def wizard_preview(answers: LyncAnswers) -> Preview:
-    problems = validate(answers)
-    if problems:
-        return Preview(plan=None, problems=problems, conflicts=[])
-    planned = plan(answers)
-    clashes = conflicts(planned)
-    for (ip, port, protocol), user in planned.address_users():
-        existing = port_user(ip, port, protocol=protocol)
-        if existing:
-            clashes.append(f"{user} on {ip}:{port}/{protocol.upper()}: {existing} is there already")
-    document = config_export()
-    labels = {
-        "virtual service": {item["label"] for item in document["layer7"]["virtual_services"]},
-        "Layer 4 virtual service": {
-            item["label"] for item in document["layer4"]["virtual_services"]
-        },
-        "SSL termination": {item["label"] for item in document["ssl"]["terminations"]},
+def _sections(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {
+        "layer7": document["layer7"]["virtual_services"],
+        "terminations": document["ssl"]["terminations"],
+        "layer4": document["layer4"]["virtual_services"],
     }
-    for kind, items in (
-        ("virtual service", planned.layer7_services),
-        ("Layer 4 virtual service", planned.layer4_services),
-        ("SSL termination", planned.terminations),
-    ):
-        clashes += [
-            f"{kind} {item['label']} exists already"
-            for item in items
-            if item["label"] in labels[kind]
-        ]
-    return Preview(plan=planned, problems=[], conflicts=clashes)
 
 
-def wizard_create(*, actor: User | None, answers: LyncAnswers) -> ConfigRevision:
-    """Create everything the plan holds (all or nothing), then apply. ValueError (or the
-    import's ImportRejected) when the preview would not allow it."""
-    preview = wizard_preview(answers)
-    if preview.problems or preview.conflicts or preview.plan is None:
-        raise ValueError("; ".join(preview.problems + preview.conflicts))
-    planned = preview.plan
-    document: dict[str, Any] = config_export()
-    document["layer7"]["settings"] = planned.layer7_settings
-    document["layer7"]["virtual_services"] += list(planned.layer7_services)
-    document["ssl"]["terminations"] += list(planned.terminations)
-    document["layer4"]["virtual_services"] += list(planned.layer4_services)
-    config_import(
-        actor=actor, document=document, reason="Setup Wizard for Lync", keep_other_certificates=True
+def _planned(planned: Plan | None) -> dict[str, dict[str, dict[str, Any]]]:
+    if planned is None:
+        return {section: {} for section, _ in SECTIONS}
+    return {
+        "layer7": {item["label"]: item for item in planned.layer7_services},
+        "terminations": {item["label"]: item for item in planned.terminations},
+        "layer4": {item["label"]: item for item in planned.layer4_services},
+    }
+
+
+def wizard_preview(answers: LyncAnswers | None) -> Preview:
+    """What the wizard would do with these answers (None: remove the deployment), against
+    the configuration as it is now."""
+    generation = ConfigState.load().generation
+    deployment = deployment_current()
+    if answers is None:
+        if deployment is None:
+            return Preview(plan=None, problems=["There is no Lync deployment to remove."])
+        planned = None
+    else:
+        problems = validate(answers)
+        if problems:
+            return Preview(plan=None, problems=problems)
+        planned = plan(answers)
+    current = config_export()
+    owned: dict[str, dict[str, Any]] = (
+        deployment.created_items if deployment else {section: {} for section, _ in SECTIONS}
     )
-    audit_record(
-        action=AuditEntry.Action.CONFIG_CREATED,
-        actor=actor,
-        target=f"Lync {answers.version} deployment (Setup Wizard)",
-        detail={
-            "layer7": [item["label"] for item in planned.layer7_services],
-            "layer4": [item["label"] for item in planned.layer4_services],
-            "terminations": [item["label"] for item in planned.terminations],
-        },
+    wanted = _planned(planned)
+    conflicts: list[str] = []
+    changes: list[Change] = []
+    after = copy.deepcopy(current)
+    for section, kind in SECTIONS:
+        existing = {item["label"]: item for item in _sections(current)[section]}
+        mine, new = owned.get(section, {}), wanted[section]
+        for label in sorted(set(mine) | set(new)):
+            now = existing.get(label)
+            if label not in mine and now is not None:
+                conflicts.append(f"{kind} {label} exists already and was not made by the wizard.")
+                continue
+            hand_edit = ""
+            if label in mine and now != mine[label]:
+                hand_edit = "deleted by hand" if now is None else "edited by hand"
+            if label not in new:
+                if now is not None:
+                    changes.append(Change(kind, label, "remove", hand_edit))
+                continue
+            action: Action = "keep" if now == new[label] else "create" if now is None else "change"
+            changes.append(Change(kind, label, action, hand_edit))
+        kept = [item for item in _sections(current)[section] if item["label"] not in mine]
+        _sections(after)[section][:] = sorted(
+            kept + list(new.values()), key=lambda item: item["label"]
+        )
+    settings_change = _settings_after(current, after, deployment, planned)
+    if settings_change is not None:
+        changes.append(settings_change)
+    conflicts += _address_conflicts(after, wanted)
+    return Preview(
+        plan=planned,
+        problems=[],
+        conflicts=conflicts,
+        changes=changes,
+        diff=_diff(after),
+        generation=generation,
+        document=after,
+        settings_before=dict(current["layer7"]["settings"]),
     )
+
+
+def _settings_after(
+    current: dict[str, Any],
+    after: dict[str, Any],
+    deployment: LyncDeployment | None,
+    planned: Plan | None,
+) -> Change | None:
+    """STEP 1 sets the Layer 7 timeouts; removing the deployment restores what was there
+    before, unless they were changed by hand since."""
+    now = current["layer7"]["settings"]
+    hand_edit = ""
+    if deployment is not None and now != deployment.layer7_settings:
+        hand_edit = "edited by hand"
+    if planned is not None:
+        target = planned.layer7_settings
+    elif hand_edit:
+        target = now  # the administrator's own values stay
+    else:
+        target = deployment.layer7_settings_before if deployment else now
+    after["layer7"]["settings"] = dict(target)
+    if target == now:
+        return Change("settings", SETTINGS_LABEL, "keep", hand_edit) if deployment else None
+    return Change("settings", SETTINGS_LABEL, "change", hand_edit)
+
+
+def _address_conflicts(
+    after: dict[str, Any],
+    wanted: dict[str, dict[str, dict[str, Any]]],
+) -> list[str]:
+    """The wizard's new objects against the objects it does not own, by ip:port:protocol;
+    and terminations it does not own that would lose their virtual service."""
+    sections = _sections(after)
+    theirs = {
+        section: [item for item in sections[section] if item["label"] not in wanted[section]]
+        for section, _ in SECTIONS
+    }
+    taken = {
+        address: user
+        for address, user in address_users(
+            sections["layer7"], theirs["terminations"], theirs["layer4"]
+        )
+        if not user.startswith("virtual service ")
+        or user.removeprefix("virtual service ") not in wanted["layer7"]
+    }
+    conflicts = []
+    ours = address_users(
+        wanted["layer7"].values(), wanted["terminations"].values(), wanted["layer4"].values()
+    )
+    for (ip, port, protocol), user in ours:
+        other = taken.get((ip, port, protocol))
+        if other is not None:
+            conflicts.append(f"{user} on {ip}:{port}/{protocol.upper()}: {other} is there already.")
+    services_after = {item["label"] for item in sections["layer7"]}
+    for item in theirs["terminations"]:
+        if item["virtual_service"] not in services_after:
+            conflicts.append(
+                f"SSL termination {item['label']} (not made by the wizard) uses virtual service "
+                f"{item['virtual_service']}, which the wizard would remove."
+            )
+    return conflicts
+
+
+def _diff(after: dict[str, Any]) -> str:
+    """The rendered configuration now and after, as the View Configuration page shows it."""
+    before = render_current()
+    try:
+        rendered = render_document(after, current_states())
+    except ValueError as error:  # the import would refuse it too, with field messages
+        return f"(the resulting configuration cannot be rendered: {error})"
+    return "".join(
+        text_diff(old, new, old_name=f"{name} now", new_name=f"{name} after the wizard")
+        for name, old, new in (
+            ("haproxy.cfg", before.haproxy, rendered.haproxy),
+            ("stunnel configuration", before.stunnel_text, rendered.stunnel_text),
+            ("keepalived.conf", before.keepalived, rendered.keepalived),
+        )
+    )
+
+
+def _refuse_unless_allowed(
+    preview: Preview, *, overwrite_hand_edits: bool, expected_generation: int | None
+) -> dict[str, Any]:
+    """The configuration document to import, if the preview allows it."""
+    if preview.blocked or preview.document is None:
+        raise WizardRefused(preview.problems + preview.conflicts)
+    if expected_generation is not None and expected_generation != preview.generation:
+        raise WizardRefused(
+            ["The configuration changed since the preview: look at the preview again."]
+        )
+    if preview.overwrites and not overwrite_hand_edits:
+        raise WizardRefused(
+            [
+                f"{change.kind} {change.label} was {change.hand_edit} since the wizard made it: "
+                "confirm that the wizard may overwrite it."
+                for change in preview.overwrites
+            ]
+        )
+    return preview.document
+
+
+def wizard_apply(
+    *,
+    actor: User | None,
+    answers: LyncAnswers,
+    overwrite_hand_edits: bool = False,
+    expected_generation: int | None = None,
+    certificate_uploaded: str = "",
+) -> ConfigRevision:
+    """Create the deployment, or change it to these answers (all or nothing), then apply.
+    WizardRefused (or the import's ImportRejected) when nothing was changed.
+    ``certificate_uploaded``: the label of a certificate the wizard's own step uploaded."""
+    with transaction.atomic():
+        ConfigState.load()
+        ConfigState.objects.select_for_update().get(pk=1)  # no other write in between
+        preview = wizard_preview(answers)
+        document = _refuse_unless_allowed(
+            preview,
+            overwrite_hand_edits=overwrite_hand_edits,
+            expected_generation=expected_generation,
+        )
+        planned = plan(answers)
+        deployment = deployment_current()
+        config_import(
+            actor=actor,
+            document=document,
+            reason="Setup Wizard for Lync",
+            keep_other_certificates=True,
+        )
+        if deployment is None:
+            deployment = LyncDeployment(layer7_settings_before=preview.settings_before)
+        deployment.answers = answers_to_document(answers)
+        deployment.created_items = _planned(planned)
+        deployment.layer7_settings = dict(planned.layer7_settings)
+        deployment.certificate_uploaded = certificate_uploaded or deployment.certificate_uploaded
+        deployment.updated_by = actor if actor is not None and actor.pk else None
+        deployment.save()
+        audit_record(
+            action=AuditEntry.Action.CONFIG_UPDATED,
+            actor=actor,
+            target=f"Lync {answers.version} deployment (Setup Wizard)",
+            detail=_audit_detail(preview),
+        )
     return config_apply_request(actor=actor)
+
+
+def wizard_remove(
+    *,
+    actor: User | None,
+    overwrite_hand_edits: bool = False,
+    expected_generation: int | None = None,
+) -> ConfigRevision:
+    """Remove everything the deployment made (and only that), restore the Layer 7 timeouts
+    it changed, delete the certificate its step uploaded if nothing else uses it, then
+    apply."""
+    with transaction.atomic():
+        ConfigState.load()
+        ConfigState.objects.select_for_update().get(pk=1)
+        preview = wizard_preview(None)
+        document = _refuse_unless_allowed(
+            preview,
+            overwrite_hand_edits=overwrite_hand_edits,
+            expected_generation=expected_generation,
+        )
+        deployment = deployment_current()
+        if deployment is None:  # the preview said so already; for the type checker
+            raise WizardRefused(["There is no Lync deployment to remove."])
+        config_import(
+            actor=actor,
+            document=document,
+            reason="Setup Wizard for Lync: remove the deployment",
+            keep_other_certificates=True,
+        )
+        uploaded = deployment.certificate_uploaded
+        deployment.delete()
+        if uploaded:
+            certificate = SslCertificate.objects.filter(label=uploaded).first()
+            if certificate is not None and not certificate_usage(certificate):
+                certificate_delete(actor=actor, certificate=certificate)
+        audit_record(
+            action=AuditEntry.Action.CONFIG_DELETED,
+            actor=actor,
+            target="Lync deployment (Setup Wizard)",
+            detail=_audit_detail(preview),
+        )
+    return config_apply_request(actor=actor)
+
+
+def _audit_detail(preview: Preview) -> dict[str, Any]:
+    detail: dict[str, list[str]] = {}
+    for change in preview.changes:
+        if change.action != "keep":
+            detail.setdefault(change.action, []).append(f"{change.kind} {change.label}")
+    return detail

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods
 
 from lbadmin.forms.wizard import LyncWizardForm
 from lbadmin.services.config import ImportRejected
-from lbadmin.services.wizard import wizard_create, wizard_preview
+from lbadmin.services.wizard import wizard_apply, wizard_preview
 
 
 @require_http_methods(["GET", "POST"])
@@ -19,7 +19,7 @@ def lync(request: HttpRequest) -> HttpResponse:
         answers = form.answers()
         if request.POST.get("step") == "create":
             try:
-                revision = wizard_create(actor=request.user, answers=answers)
+                revision = wizard_apply(actor=request.user, answers=answers)
             except (ValueError, ImportRejected) as error:
                 messages.error(request, f"Nothing was created: {error}")
             else:

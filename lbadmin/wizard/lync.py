@@ -157,22 +157,35 @@ class Plan:
 
     def address_users(self) -> list[tuple[tuple[str, int, str], str]]:
         """(ip, port, protocol) with what listens there ("virtual service X", …)."""
-        users: list[tuple[tuple[str, int, str], str]] = []
-        ip_of = {item["label"]: item["ip"] for item in self.layer7_services}
-        for item in self.layer7_services:
-            for port in item["ports"]:
-                users.append(((item["ip"], port, "tcp"), f"virtual service {item['label']}"))
-        for item in self.terminations:
-            ip = ip_of[item["virtual_service"]]
-            users.append(((ip, item["port"], "tcp"), f"SSL termination {item['label']}"))
-        for item in self.layer4_services:
-            protocols = ("tcp", "udp") if item["protocol"] == "tcp_udp" else (item["protocol"],)
-            for port in item["ports"]:
-                for protocol in protocols:
-                    users.append(
-                        ((item["ip"], port, protocol), f"Layer 4 virtual service {item['label']}")
-                    )
-        return users
+        return address_users(self.layer7_services, self.terminations, self.layer4_services)
+
+
+def address_users(
+    layer7: Iterable[dict[str, Any]],
+    terminations: Iterable[dict[str, Any]],
+    layer4: Iterable[dict[str, Any]],
+) -> list[tuple[tuple[str, int, str], str]]:
+    """(ip, port, protocol) with what listens there, for document items. A termination
+    listens on its virtual service's address (skipped if that service is not among
+    ``layer7``: the import refuses such a termination with its own message)."""
+    users: list[tuple[tuple[str, int, str], str]] = []
+    ip_of = {}
+    for item in layer7:
+        ip_of[item["label"]] = item["ip"]
+        for port in item["ports"]:
+            users.append(((item["ip"], port, "tcp"), f"virtual service {item['label']}"))
+    for item in terminations:
+        if item["virtual_service"] in ip_of:
+            address = (ip_of[item["virtual_service"]], item["port"], "tcp")
+            users.append((address, f"SSL termination {item['label']}"))
+    for item in layer4:
+        protocols = ("tcp", "udp") if item["protocol"] == "tcp_udp" else (item["protocol"],)
+        for port in item["ports"]:
+            for protocol in protocols:
+                users.append(
+                    ((item["ip"], port, protocol), f"Layer 4 virtual service {item['label']}")
+                )
+    return users
 
 
 class InvalidAnswers(ValueError):

@@ -16,6 +16,22 @@ from lbadmin.services.config import (
 )
 
 
+def wait_for_apply(revision: ConfigRevision, timeout: float) -> ConfigRevision:
+    """The revision once finished; CommandError if it failed or took too long."""
+    deadline = time.monotonic() + timeout
+    while not revision.finished:
+        if time.monotonic() > deadline:
+            raise CommandError(
+                f"revision {revision.pk} is still {revision.status} after {timeout:.0f}s: "
+                "is the Celery worker running?"
+            )
+        time.sleep(0.2)
+        revision.refresh_from_db(fields=["status", "error"])
+    if revision.status == ConfigRevision.Status.FAILED:
+        raise CommandError(f"revision {revision.pk} failed:\n{revision.error}")
+    return revision
+
+
 class Command(BaseCommand):
     help = "Apply, export or import the cluster configuration."
 
@@ -37,17 +53,7 @@ class Command(BaseCommand):
         self.stdout.write(f"apply queued as revision {revision.pk}")
         if not wait:
             return
-        deadline = time.monotonic() + timeout
-        while not revision.finished:
-            if time.monotonic() > deadline:
-                raise CommandError(
-                    f"revision {revision.pk} is still {revision.status} after {timeout:.0f}s: "
-                    "is the Celery worker running?"
-                )
-            time.sleep(0.2)
-            revision.refresh_from_db(fields=["status", "error"])
-        if revision.status == ConfigRevision.Status.FAILED:
-            raise CommandError(f"revision {revision.pk} failed:\n{revision.error}")
+        revision = wait_for_apply(revision, timeout)
         self.stdout.write(f"revision {revision.pk}: {revision.get_status_display()}")
 
     def _export(self, *, output: str | None, **options: object) -> None:
