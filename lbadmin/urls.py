@@ -89,6 +89,11 @@ urlpatterns = [
     path("view/revisions/<int:pk>/", config.revision_detail, name="view_revision"),
     path("view/revisions/<int:pk>/rollback/", config.revision_rollback, name="revision_rollback"),
     path("wizard/lync/", wizard.lync, name="wizard_lync"),
+    path("wizard/lync/start/", wizard.lync_start, name="wizard_lync_start"),
+    path("wizard/lync/step/<int:step>/", wizard.lync_step, name="wizard_lync_step"),
+    path("wizard/lync/remove/", wizard.lync_remove, name="wizard_lync_remove"),
+    path("wizard/lync/progress/<int:pk>/", wizard.lync_progress, name="wizard_lync_progress"),
+    path("wizard/lync/checks/", wizard.lync, name="wizard_lync_checks"),  # TEMP until wizard_checks
     # Local Configuration
     path("local/network/", network.interfaces, name="network_interfaces"),
     path(

@@ -641,7 +641,11 @@ def validate(answers: LyncAnswers) -> list[str]:
         problems.append("version: choose 2010 or 2013.")
     if answers.web_persistence not in WEB_PERSISTENCES:
         problems.append("web_persistence: choose none or cookie.")
-    elif answers.web_persistence == "none" and answers.version == "2010":
+    elif (
+        answers.web_persistence == "none"
+        and answers.version == "2010"
+        and (answers.front_end is not None or answers.director is not None)
+    ):
         problems.append(
             "web_persistence: Lync 2010 web services need cookie persistence (the guide: "
             "“If 2010 front-end servers are used, then cookie persistence is required”)."
