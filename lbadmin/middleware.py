@@ -57,6 +57,7 @@ _CLUSTER_CONFIGURATION = (
     "lbadmin:l4_",
     "lbadmin:certificate",
     "lbadmin:termination",
+    "lbadmin:wizard_lync",  # its steps upload certificates, its Create changes everything
 )
 _CLUSTER_ACTIONS = ("lbadmin:apply", "lbadmin:revision_rollback")
 

@@ -222,3 +222,15 @@ def test_conflicts_with_what_exists_block_the_preview(admin) -> None:
     assert "virtual service Other is there already" in page
     admin.post(step(4), {"generation": "0"})
     assert list(VirtualService.objects.values_list("label", flat=True)) == ["Other"]
+
+
+def test_the_slave_of_a_pair_refuses_the_wizard(admin) -> None:
+    from lbadmin.models import HaNode
+
+    node = HaNode.load()
+    node.role, node.peer_ip = HaNode.Role.SLAVE, "192.0.2.1"
+    node.save()
+    admin.get(START)
+    assert admin.post(step(1), PARTS).status_code == 403
+    assert admin.post(step(4), {"generation": "0"}).status_code == 403
+    assert not LyncDeployment.objects.exists()
