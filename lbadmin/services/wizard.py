@@ -138,13 +138,15 @@ def wizard_preview(answers: LyncAnswers | None) -> Preview:
                 conflicts.append(f"{kind} {label} exists already and was not made by the wizard.")
                 continue
             hand_edit = ""
-            if label in mine and now != mine[label]:
+            if label in mine and not _same(now, mine[label]):
                 hand_edit = "deleted by hand" if now is None else "edited by hand"
             if label not in new:
                 if now is not None:
                     changes.append(Change(kind, label, "remove", hand_edit))
                 continue
-            action: Action = "keep" if now == new[label] else "create" if now is None else "change"
+            action: Action = (
+                "keep" if _same(now, new[label]) else "create" if now is None else "change"
+            )
             changes.append(Change(kind, label, action, hand_edit))
         kept = [item for item in _sections(current)[section] if item["label"] not in mine]
         _sections(after)[section][:] = sorted(
@@ -164,6 +166,20 @@ def wizard_preview(answers: LyncAnswers | None) -> Preview:
         document=after,
         settings_before=dict(current["layer7"]["settings"]),
     )
+
+
+def _same(item: dict[str, Any] | None, other: dict[str, Any] | None) -> bool:
+    """Two document items are the same object, whatever order their real servers are listed
+    in (the export orders them by the database's collation, the planner by Python's)."""
+    if item is None or other is None:
+        return item is other
+
+    def servers(value: dict[str, Any]) -> list[dict[str, Any]]:
+        return sorted(value.get("real_servers", []), key=lambda server: server["label"])
+
+    rest = {key: value for key, value in item.items() if key != "real_servers"}
+    other_rest = {key: value for key, value in other.items() if key != "real_servers"}
+    return rest == other_rest and servers(item) == servers(other)
 
 
 def _settings_after(
