@@ -48,6 +48,8 @@ bench: $(VENV)/.deps-test
 	$(PY) bench/l7.py $(BENCH_ARGS)
 	$(PY) bench/overview.py
 	$(PY) bench/stunnel.py
+	$(PY) bench/lync_checks.py
+	$(PY) bench/lync_wizard.py
 
 # Re-pin the dependencies after editing requirements*.in.
 lock: $(VENV)/.deps-test

@@ -14,6 +14,7 @@ from lbadmin.views import (
     pages,
     terminations,
     wizard,
+    wizard_checks,
 )
 
 app_name = "lbadmin"
@@ -93,7 +94,7 @@ urlpatterns = [
     path("wizard/lync/step/<int:step>/", wizard.lync_step, name="wizard_lync_step"),
     path("wizard/lync/remove/", wizard.lync_remove, name="wizard_lync_remove"),
     path("wizard/lync/progress/<int:pk>/", wizard.lync_progress, name="wizard_lync_progress"),
-    path("wizard/lync/checks/", wizard.lync, name="wizard_lync_checks"),  # TEMP until wizard_checks
+    path("wizard/lync/checks/", wizard_checks.checks, name="wizard_lync_checks"),
     # Local Configuration
     path("local/network/", network.interfaces, name="network_interfaces"),
     path(

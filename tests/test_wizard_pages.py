@@ -234,3 +234,14 @@ def test_the_slave_of_a_pair_refuses_the_wizard(admin) -> None:
     assert admin.post(step(1), PARTS).status_code == 403
     assert admin.post(step(4), {"generation": "0"}).status_code == 403
     assert not LyncDeployment.objects.exists()
+
+
+def test_the_order_real_servers_are_listed_in_is_not_a_hand_edit(admin) -> None:
+    walk(admin)
+    create(admin)
+    deployment = LyncDeployment.objects.get()
+    for item in deployment.created_items["layer7"].values():
+        item["real_servers"].reverse()  # as a database with another collation would list them
+    deployment.save()
+    page = admin.get("/lbadmin/wizard/lync/").content.decode()
+    assert "FrontEndPool" in page and "by hand" not in page

@@ -172,8 +172,8 @@ def _address(value: bytes, transaction_id: bytes, *, xor: bool) -> str | None:
 
 def stun_probe(ip: str, port: int, timeout_s: float) -> ProbeResult:
     """Whether ``ip:port`` answers an RFC 5389 Binding Request over UDP with a Binding Success
-    Response for the same (random, 96-bit) transaction, within ``timeout_s``. This is how the
-    guide's A/V Edge services on UDP 3478 can be told apart from a silent port: UDP has no
+    or Error Response for the same (random, 96-bit) transaction, within ``timeout_s``. This is
+    how the guide's A/V Edge services on UDP 3478 can be told apart from a silent port: UDP has no
     handshake. The request is retransmitted after 500 ms, 1.5 s, … (RFC 5389 §7.2.1) with the
     same transaction id; anything else that arrives is ignored and counted in the reason."""
     transaction_id = secrets.token_bytes(12)
@@ -211,10 +211,12 @@ def stun_probe(ip: str, port: int, timeout_s: float) -> ProbeResult:
                         + (mapped if message.mapped_address else ""),
                     )
                 if message.type == STUN_BINDING_ERROR:
+                    # A TURN server (the A/V Edge's MS-TURN) may want credentials even for a
+                    # Binding Request: an error for our transaction still proves it answers.
                     return ProbeResult(
-                        False,
+                        True,
                         f"STUN Binding Error Response {message.error or '(no error code)'} in "
-                        f"{elapsed}: something listens, but refused the Binding Request",
+                        f"{elapsed}: a STUN/TURN server answers (it wants credentials)",
                     )
                 ignored += 1  # our transaction id on some other message type: not an answer
         except ConnectionRefusedError:
@@ -283,8 +285,9 @@ class Route:
         return self.matched == "default" or ipaddress.ip_network(self.matched).prefixlen == 0
 
     def describe(self) -> str:
-        """"on-link on eth1 (192.168.20.0/24)", "via 192.168.20.2 on eth1 (route
-        192.168.100.0/24)", "via the default gateway 192.0.2.1 on eth0", …"""
+        """How the address is reached, for a check's reason: "on-link on eth1
+        (192.168.20.0/24)", "via 192.168.20.2 on eth1 (route 192.168.100.0/24)", "via the
+        default gateway 192.0.2.1 on eth0", "an address of this appliance on lo"."""
         device = f" on {self.device}" if self.device else ""
         if self.local:
             return f"an address of this appliance{device}"

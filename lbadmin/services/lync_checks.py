@@ -1,0 +1,385 @@
+"""The Lync Setup Wizard's post-apply checklist: what the deployment guide needs to be true once
+the services exist, probed from the appliance itself, one green or red line each with why.
+
+- Virtual services listening: every VIP port of the plan (Layer 7, SSL terminations, Layer 4)
+  accepts a connection — UDP 3478 answers STUN. Layer 4 runs in the kernel's IPVS: on a host
+  without it those lines are red with that reason rather than probed (nothing could answer).
+- Real servers answering: every real server on every port it is balanced to, so a red VIP can
+  be told apart from a dead pool.
+- Certificate: on the cookie path (SSL termination on 4443) the uploaded certificate must be
+  valid and name the pools' FQDNs, or clients refuse the TLS handshake.
+- Edge routing (two-arm): the guide reaches the internal Edge servers through a static route
+  (192.168.100.0/24 via 192.168.20.2) and has the external Edge servers use the load balancer
+  as their default gateway (Layer 4 NAT needs the replies back through it), so the appliance
+  must be on-link with their external addresses.
+
+The probes themselves are lbadmin.engines.probes; this module decides what to probe and what
+an outcome means. Re-running is just calling it again: it changes nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from lbadmin.engines.netinfo import NetinfoError
+from lbadmin.engines.probes import Probe, ProbeResult, Route, route_to, run_probes
+from lbadmin.models import SslCertificate
+from lbadmin.services.daemons import layer4_unavailable_reason
+from lbadmin.services.wizard import deployment_current
+from lbadmin.wizard.answers import answers_from_document
+from lbadmin.wizard.lync import InvalidAnswers, LyncAnswers, Plan, plan
+
+GROUP_LISTENING = "Virtual services listening"
+GROUP_SERVERS = "Real servers answering"
+GROUP_CERTIFICATE = "Certificate"
+GROUP_ROUTING = "Edge routing (two-arm)"
+
+# The guide's route to the internal Edge servers (Internal Edge – the Details).
+GUIDE_STATIC_ROUTE = "192.168.100.0/24 via 192.168.20.2"
+_NAMES_SHOWN = 8  # certificate names listed in a red line before "… and N more"
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    group: str
+    subject: str  # what was checked: "FrontEndPool 192.168.10.30:443", "pool1.robtest.com"
+    ok: bool
+    reason: str  # why it is green or red, in the probe's or the guide's words
+
+
+@dataclass(frozen=True)
+class DeploymentChecks:
+    """The checklist of the appliance's recorded deployment, as the page shows it."""
+
+    lines: tuple[CheckLine, ...]
+    problem: str  # the recorded answers cannot be planned ('' when they can)
+    checked_at: datetime
+    timeout_s: float
+
+    @property
+    def passed(self) -> int:
+        return sum(line.ok for line in self.lines)
+
+    @property
+    def total(self) -> int:
+        return len(self.lines)
+
+
+def deployment_checks(*, timeout_s: float = 1.0) -> DeploymentChecks | None:
+    """The checklist of the deployment the wizard made (one query, two with the cookie path's
+    certificate); None when there is none."""
+    deployment = deployment_current()
+    if deployment is None:
+        return None
+    checked_at = timezone.now()
+    try:
+        answers = answers_from_document(deployment.answers)
+        lines = lync_checklist(answers, timeout_s=timeout_s, now=checked_at)
+    except InvalidAnswers as error:
+        problem = f"The recorded answers cannot be checked: {'; '.join(error.problems)}"
+        return DeploymentChecks((), problem, checked_at, timeout_s)
+    return DeploymentChecks(tuple(lines), "", checked_at, timeout_s)
+
+
+def lync_checklist(
+    answers: LyncAnswers, *, timeout_s: float = 1.0, now: datetime | None = None
+) -> list[CheckLine]:
+    """Every check of the answers' deployment, in the page's order (listening, real servers,
+    certificate, Edge routing). All probes run at once, so this takes about ``timeout_s``.
+    ``now`` (for the certificate's validity) defaults to the current time. Raises
+    InvalidAnswers if the answers cannot be planned."""
+    planned = plan(answers)
+    unavailable = layer4_unavailable_reason() if planned.layer4_services else ""
+    listening = _listening(planned, unavailable)
+    servers = _servers(planned)
+    probes = [probe for _, probe, _ in listening if probe is not None]
+    probes += [probe for _, targets in servers for _, probe in targets]
+    results = run_probes(probes, timeout_s)
+
+    lines: list[CheckLine] = []
+    for subject, probe, fixed in listening:
+        result = results[probe] if probe is not None else ProbeResult(False, fixed)
+        lines.append(CheckLine(GROUP_LISTENING, subject, result.ok, result.reason))
+    for subject, targets in servers:
+        ok, reason = _server_outcome([(shown, results[probe]) for shown, probe in targets])
+        lines.append(CheckLine(GROUP_SERVERS, subject, ok, reason))
+    lines += certificate_lines(answers, now or timezone.now())
+    lines += edge_routing_lines(answers)
+    return lines
+
+
+# --- What to probe ------------------------------------------------------------------------------
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ipaddress.ip_address(ip).version == 6 else f"{ip}:{port}"
+
+
+def _probe(ip: str, port: int, protocol: str) -> Probe:
+    """UDP is probed with STUN: the guide's only UDP services are the A/V Edge on 3478, and
+    without an application answer a UDP port cannot be told from a silent one."""
+    return Probe("stun" if protocol == "udp" else "tcp", ip, port)
+
+
+def _protocols(item: dict[str, Any]) -> tuple[str, ...]:
+    protocol = item["protocol"]
+    if protocol == "tcp_udp":
+        return ("tcp", "udp")
+    return ("udp",) if protocol == "udp" else ("tcp",)  # Layer 7 "tcp"/"http" are TCP
+
+
+def _listening(plan_: Plan, unavailable: str) -> list[tuple[str, Probe | None, str]]:
+    """(subject, probe, or None and the reason it is red without one) per VIP port."""
+    entries: list[tuple[str, Probe | None, str]] = []
+    for item in plan_.layer7_services:
+        for port in item["ports"]:
+            subject = f"{item['label']} {_endpoint(item['ip'], port)}"
+            entries.append((subject, _probe(item["ip"], port, "tcp"), ""))
+    ip_of = {item["label"]: item["ip"] for item in plan_.layer7_services}
+    for item in plan_.terminations:
+        ip = ip_of[item["virtual_service"]]
+        subject = f"{item['label']} {_endpoint(ip, item['port'])}"
+        entries.append((subject, _probe(ip, item["port"], "tcp"), ""))
+    no_ipvs = (
+        f"Layer 4 services run in IPVS, which this host does not have ({unavailable.rstrip('.')})"
+    )
+    for item in plan_.layer4_services:
+        for port in item["ports"]:
+            for protocol in _protocols(item):
+                subject = f"{item['label']} {_endpoint(item['ip'], port)}/{protocol.upper()}"
+                if unavailable:
+                    entries.append((subject, None, no_ipvs))
+                else:
+                    entries.append((subject, _probe(item["ip"], port, protocol), ""))
+    return entries
+
+
+def _servers(plan_: Plan) -> list[tuple[str, list[tuple[str, Probe]]]]:
+    """(subject, [(port as shown, probe)]) per real server of every service: a Layer 7 server
+    without a port gets the client's port, i.e. each port of the service."""
+    entries: list[tuple[str, list[tuple[str, Probe]]]] = []
+    for item in (*plan_.layer7_services, *plan_.layer4_services):
+        protocols = _protocols(item)
+        for server in item["real_servers"]:
+            ports = [server["port"]] if server["port"] is not None else item["ports"]
+            targets = [
+                (str(port) if protocol == "tcp" else f"{port}/{protocol.upper()}",
+                 _probe(server["ip"], port, protocol))
+                for port in ports
+                for protocol in protocols
+            ]  # fmt: skip
+            entries.append((f"{item['label']} → {server['label']} {server['ip']}", targets))
+    return entries
+
+
+def _server_outcome(outcomes: list[tuple[str, ProbeResult]]) -> tuple[bool, str]:
+    """Green when every port answers; a red line names each port that does not, and why."""
+    answered = [shown for shown, result in outcomes if result.ok]
+    failed = [(shown, result) for shown, result in outcomes if not result.ok]
+    if not failed:
+        if len(outcomes) == 1:
+            return True, f"answers on {outcomes[0][0]}: {outcomes[0][1].reason}"
+        return True, f"answers on {', '.join(answered)}"
+    reason = "; ".join(f"{shown}: {result.reason}" for shown, result in failed)
+    if answered:
+        reason += f" (answers on {', '.join(answered)})"
+    return False, reason
+
+
+# --- Certificate --------------------------------------------------------------------------------
+
+
+def _normal(name: str) -> str:
+    return name.strip().lower().rstrip(".")
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _wildcard_matches(presented: str, reference: str) -> bool:
+    """RFC 6125 §6.4.3 as browsers apply it: "*" only as the whole left-most label, standing
+    for exactly one label, and never over a bare public-suffix-like "*.com"."""
+    base = presented[2:]
+    if not presented.startswith("*.") or "." not in base or "*" in base:
+        return False
+    head, _, tail = reference.partition(".")
+    return bool(head) and tail == base
+
+
+def certificate_identifiers(sans: Iterable[str], common_name: str) -> list[str]:
+    """The DNS names a client compares with (RFC 6125 §6.4.4): the SANs' DNS names, or the
+    Common Name only when the certificate has no DNS name among its SANs."""
+    names = [name for name in sans if not _is_ip(name)]
+    if names:
+        return names
+    return [common_name] if common_name and not _is_ip(common_name) else []
+
+
+def certificate_name_covering(fqdn: str, identifiers: Iterable[str]) -> str | None:
+    """The certificate name that covers ``fqdn`` (exactly or by a wildcard), or None."""
+    reference = _normal(fqdn)
+    for identifier in identifiers:
+        presented = _normal(identifier)
+        if presented == reference or _wildcard_matches(presented, reference):
+            return identifier
+    return None
+
+
+def _shown_names(names: list[str]) -> str:
+    if not names:
+        return "no DNS name at all"
+    shown = ", ".join(names[:_NAMES_SHOWN])
+    return shown + (f" … and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else "")
+
+
+def _pool_names(answers: LyncAnswers) -> list[tuple[str, str]]:
+    names: list[tuple[str, str]] = []
+    if answers.front_end is not None:
+        names += [(fqdn, "Front End pool") for fqdn in answers.front_end.fqdns]
+    if answers.director is not None:
+        names += [(fqdn, "Director pool") for fqdn in answers.director.fqdns]
+    return names
+
+
+def certificate_lines(answers: LyncAnswers, now: datetime) -> list[CheckLine]:
+    """Only on the cookie path (the appliance decrypts 4443 with this certificate) and only
+    when pool FQDNs were given: one line for the certificate itself, one per FQDN."""
+    label = answers.certificate_label
+    names = _pool_names(answers)
+    if answers.web_persistence != "cookie" or not label or not names:
+        return []
+    subject = f"certificate {label}"
+    certificate = (
+        SslCertificate.objects.filter(label=label)
+        .only("label", "certificate_pem", "common_name", "sans", "not_before", "not_after")
+        .first()
+    )
+    if certificate is None:
+        return [
+            CheckLine(
+                GROUP_CERTIFICATE, subject, False,
+                "missing: no certificate has this label in Cluster Configuration > SSL "
+                "Certificate; upload the Front End certificate (PFX with its private key)",
+            )
+        ]  # fmt: skip
+    if certificate.pending_csr:
+        return [
+            CheckLine(
+                GROUP_CERTIFICATE, subject, False,
+                "its CSR is still waiting for the signed certificate: upload it in Cluster "
+                "Configuration > SSL Certificate",
+            )
+        ]  # fmt: skip
+    lines = [CheckLine(GROUP_CERTIFICATE, subject, *_validity(certificate, now))]
+    identifiers = certificate_identifiers(certificate.sans or [], certificate.common_name)
+    by_cn = not [name for name in certificate.sans or [] if not _is_ip(name)]
+    for fqdn, pool in names:
+        covering = certificate_name_covering(fqdn, identifiers)
+        if covering is not None:
+            how = (
+                f"the Common Name {covering} (the certificate has no DNS names among its SANs)"
+                if by_cn
+                else f"the SAN {covering}"
+            )
+            reason = f"covered by {how}"
+        else:
+            reason = f"not covered: the certificate names {_shown_names(identifiers)}"
+            if any(name.startswith("*.") for name in identifiers):
+                reason += " (a wildcard stands for exactly one label)"
+        lines.append(CheckLine(GROUP_CERTIFICATE, f"{fqdn} ({pool})", covering is not None, reason))
+    return lines
+
+
+def _validity(certificate: SslCertificate, now: datetime) -> tuple[bool, str]:
+    not_before, not_after = certificate.not_before, certificate.not_after
+    if not_after is None:
+        return False, "its validity is unknown"
+    if not_after <= now:
+        return False, f"expired on {not_after:%Y-%m-%d}: clients refuse it; upload a renewed one"
+    if not_before is not None and not_before > now:
+        return False, f"not valid before {not_before:%Y-%m-%d %H:%M} UTC"
+    days = (not_after - now).days
+    return True, f"valid until {not_after:%Y-%m-%d} ({days} day{'s' if days != 1 else ''} left)"
+
+
+# --- Edge routing -------------------------------------------------------------------------------
+
+
+def _routes(addresses: Iterable[str]) -> dict[str, Route | str]:
+    """Each address's route, or why there is none (ip's own words)."""
+    found: dict[str, Route | str] = {}
+    for address in dict.fromkeys(addresses):
+        try:
+            found[address] = route_to(address)
+        except (NetinfoError, ValueError) as error:
+            found[address] = f"no route: {error}"
+    return found
+
+
+def _internal_outcome(route: Route | str) -> tuple[bool, str]:
+    if isinstance(route, str):
+        return False, route
+    if route.local:
+        return False, f"{route.describe()}: the Edge server must be another host"
+    if route.type != "unicast":
+        return False, route.describe()
+    if route.on_link:
+        return True, f"{route.describe()}: reached directly"
+    if route.via_default:
+        return False, (
+            f"would leave {route.describe()}: add the guide's static route to the Edge "
+            f"servers' internal subnet, e.g. {GUIDE_STATIC_ROUTE}, in Local Configuration > "
+            "Routing"
+        )
+    return True, f"{route.describe()}, not the default gateway"
+
+
+def _external_outcome(route: Route | str) -> tuple[bool, str]:
+    if isinstance(route, str):
+        return False, route
+    if route.local:
+        return False, f"{route.describe()}: the Edge server must be another host"
+    if route.on_link:
+        return True, (
+            f"{route.describe()}: the Edge servers can use this appliance as their default "
+            "gateway, as Layer 4 NAT needs"
+        )
+    return False, (
+        f"not on-link: {route.describe()}. The external Edge servers use the load balancer as "
+        "their default gateway (Layer 4 NAT sends the replies back through it), so this "
+        "appliance needs an address in their subnet (Local Configuration > Network Interface "
+        "Configuration)"
+    )
+
+
+def edge_routing_lines(answers: LyncAnswers) -> list[CheckLine]:
+    """One line per internal Edge server address (reached on-link or through a route of its
+    own, not the default gateway) and per external Edge server address (on-link: the servers
+    use this appliance as their default gateway). Looks routes up; sends nothing."""
+    targets: list[tuple[str, str, bool]] = []  # (subject, address, internal)
+    if answers.internal_edge is not None:
+        for server in answers.internal_edge.servers:
+            targets.append((f"{server.label} {server.ip} (internal)", server.ip, True))
+    if answers.external_edge is not None:
+        for server in answers.external_edge.servers:
+            vips = ("access_vip", "webconf_vip", "av_vip")
+            addresses = [server.external_address(vip) for vip in vips]
+            for address in dict.fromkeys(address for address in addresses if address):
+                targets.append((f"{server.label} {address} (external)", address, False))
+    routes = _routes(address for _, address, _ in targets)
+    lines = []
+    for subject, address, internal in targets:
+        outcome = _internal_outcome if internal else _external_outcome
+        lines.append(CheckLine(GROUP_ROUTING, subject, *outcome(routes[address])))
+    return lines
