@@ -80,7 +80,7 @@ def lync(request: HttpRequest) -> HttpResponse:
     """The deployment (its objects, flagged when edited by hand since), or the first step."""
     deployment = deployment_current()
     if deployment is None:
-        return redirect("lbadmin:wizard_lync_start")
+        return lync_step(request, 1)  # the answers so far, or the guide's
     try:
         preview = wizard_preview(answers_from_document(deployment.answers))
     except InvalidAnswers as invalid:  # only if someone edited the row by hand
