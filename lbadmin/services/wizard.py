@@ -156,6 +156,7 @@ def wizard_preview(answers: LyncAnswers | None) -> Preview:
     if settings_change is not None:
         changes.append(settings_change)
     conflicts += _address_conflicts(after, wanted)
+    conflicts += _certificate_conflicts(current, wanted)
     return Preview(
         plan=planned,
         problems=[],
@@ -243,6 +244,23 @@ def _address_conflicts(
     return conflicts
 
 
+def _certificate_conflicts(
+    current: dict[str, Any], wanted: dict[str, dict[str, dict[str, Any]]]
+) -> list[str]:
+    """The wizard's SSL terminations need a certificate that is here, signed (not a CSR
+    still waiting for its certificate): the answers only name it."""
+    usable = {item["label"] for item in current["ssl"]["certificates"] if item["certificate_pem"]}
+    missing = sorted(
+        {item["certificate"] for item in wanted["terminations"].values()} - usable, key=str
+    )
+    return [
+        f"certificate_label: there is no usable certificate “{label}” (with its signed "
+        "certificate) for the SSL terminations: upload the Front End certificate under SSL "
+        "Certificate, or choose another."
+        for label in missing
+    ]
+
+
 def _diff(after: dict[str, Any]) -> str:
     """The rendered configuration now and after, as the View Configuration page shows it."""
     before = render_current()
@@ -250,6 +268,8 @@ def _diff(after: dict[str, Any]) -> str:
         rendered = render_document(after, current_states())
     except ValueError as error:  # the import would refuse it too, with field messages
         return f"(the resulting configuration cannot be rendered: {error})"
+    except LookupError:  # a termination without its service or certificate: a conflict says so
+        return "(the resulting configuration cannot be rendered until the conflicts are resolved)"
     return "".join(
         text_diff(old, new, old_name=f"{name} now", new_name=f"{name} after the wizard")
         for name, old, new in (
@@ -303,12 +323,15 @@ def wizard_apply(
         )
         planned = plan(answers)
         deployment = deployment_current()
-        config_import(
-            actor=actor,
-            document=document,
-            reason="Setup Wizard for Lync",
-            keep_other_certificates=True,
-        )
+        # A re-run that changes no object writes none: the configuration does not become
+        # pending (the answers may still differ, say a pool's FQDNs, and are recorded).
+        if deployment is None or any(change.action != "keep" for change in preview.changes):
+            config_import(
+                actor=actor,
+                document=document,
+                reason="Setup Wizard for Lync",
+                keep_other_certificates=True,
+            )
         if deployment is None:
             deployment = LyncDeployment(layer7_settings_before=preview.settings_before)
         deployment.answers = answers_to_document(answers)

@@ -91,7 +91,7 @@ def _part(name: str, part_type: type, value: Any, problems: list[str]) -> Any:
     for key in sorted(set(value) - known, key=str):
         problems.append(f"{name}.{_shown(key)}: unknown key.")
     values: dict[str, Any] = {}
-    for key in known & set(value):
+    for key in [field.name for field in fields(part_type) if field.name in value]:  # in order
         where = f"{name}.{key}"
         if key in _SERVER_LISTS:
             values[key] = _servers(where, value[key], problems)
@@ -108,7 +108,8 @@ def _servers(where: str, value: Any, problems: list[str]) -> tuple[Server, ...]:
     if not isinstance(value, list):
         problems.append(f"{where}: expected a list of servers.")
         return ()
-    known = {field.name for field in fields(Server)}
+    order = [field.name for field in fields(Server)]  # problems in a stable order
+    known = set(order)
     servers = []
     for index, item in enumerate(value):
         at = f"{where}[{index}]"
@@ -118,7 +119,7 @@ def _servers(where: str, value: Any, problems: list[str]) -> tuple[Server, ...]:
         for key in sorted(set(item) - known, key=str):
             problems.append(f"{at}.{_shown(key)}: unknown key.")
         values = {}
-        for key in known:
+        for key in order:
             if key in ("label", "ip") or item.get(key) is not None:
                 values[key] = _string(f"{at}.{key}", item.get(key), problems)
         servers.append(Server(**values))

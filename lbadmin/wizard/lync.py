@@ -559,6 +559,10 @@ def _check_servers(
         targets: list[tuple[str, str | None, str]] = [("ip", ip, "")]
         if external:
             targets = _external_targets(at, server, problems)
+        else:  # not used by this part's services, but kept in the answers: checked all the same
+            for field in _EXTERNAL_FIELD.values():
+                if getattr(server, field) is not None:
+                    _check_ip(f"{at}.{field}", getattr(server, field), problems)
         reported: set[str] = set()
         for name, target, vip_name in targets:
             if target is None or name in reported:
@@ -689,6 +693,9 @@ def validate(answers: LyncAnswers) -> list[str]:
         answers.front_end is not None or answers.director is not None
     ):
         _check_certificate(answers.certificate_label, problems)
+    elif answers.certificate_label not in (None, "", DEFAULT_CERTIFICATE_LABEL):
+        # Not used without a termination, but kept in the answers: checked all the same.
+        _check_label("certificate_label", answers.certificate_label, problems)
     if not problems:
         problems += conflicts(_build(answers))
     return problems
@@ -698,12 +705,11 @@ def _check_reverse_proxy(part: ReverseProxyPart, answers: LyncAnswers, problems:
     if part.front_end_vip is None and part.director_vip is None:
         problems.append("reverse_proxy: give the Front End or the Director reverse-proxy VIP.")
     for pool, _, vip, own, pool_part in _reverse_proxy_targets(part, answers):
-        if vip is None:
-            continue
-        _check_ip(f"reverse_proxy.{pool}_vip", vip, problems)
-        if own:
+        if vip is not None:
+            _check_ip(f"reverse_proxy.{pool}_vip", vip, problems)
+        if own:  # checked even without their VIP: they are kept in the answers
             _check_servers(f"reverse_proxy.{pool}_servers", own, problems, layer7=True)
-        elif pool_part is None:
+        elif vip is not None and pool_part is None:
             problems.append(
                 f"reverse_proxy.{pool}_servers: deploy the {pool} part or list the servers "
                 "the reverse-proxy VIP sends to."
