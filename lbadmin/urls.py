@@ -92,6 +92,7 @@ urlpatterns = [
     path("wizard/lync/", wizard.lync, name="wizard_lync"),
     path("wizard/lync/start/", wizard.lync_start, name="wizard_lync_start"),
     path("wizard/lync/step/<int:step>/", wizard.lync_step, name="wizard_lync_step"),
+    path("wizard/lync/preflight/", wizard.lync_preflight, name="wizard_lync_preflight"),
     path("wizard/lync/remove/", wizard.lync_remove, name="wizard_lync_remove"),
     path("wizard/lync/progress/<int:pk>/", wizard.lync_progress, name="wizard_lync_progress"),
     path("wizard/lync/checks/", wizard_checks.checks, name="wizard_lync_checks"),

@@ -245,3 +245,27 @@ def test_the_order_real_servers_are_listed_in_is_not_a_hand_edit(admin) -> None:
     deployment.save()
     page = admin.get("/lbadmin/wizard/lync/").content.decode()
     assert "FrontEndPool" in page and "by hand" not in page
+
+
+def test_preflight_probes_the_servers_before_anything_exists(admin) -> None:
+    """On loopback only: the Director pool of 127.77.x, DIR-1 listening, DIR-2 not."""
+    import socket
+
+    admin.get(START)
+    admin.post(step(1), {"version": "2013", "director": "on"})
+    response = admin.post(
+        step(2),
+        {"dir_vip": "127.77.10.20", "dir_web_vip": "127.77.20.20", "dir_fqdns": "",
+         "dir_servers": "DIR-1 127.77.10.21\nDIR-2 127.77.10.22"},
+    )  # fmt: skip
+    admin.post(response["Location"], {"web_persistence": "none"})
+    assert 'id="wizard-preflight"' in admin.get(step(4)).content.decode()  # loaded by htmx
+    with socket.create_server(("127.77.10.21", 5061)) as listener:
+        listener.listen()
+        page = admin.get("/lbadmin/wizard/lync/preflight/").content.decode()
+    assert "Virtual services listening" not in page  # they do not exist yet
+    row = page.split("DirectorPool → DIR-1 127.77.10.21")[1].split("</tr>")[0]
+    assert "OK" in row
+    row = page.split("DirectorPool → DIR-2 127.77.10.22")[1].split("</tr>")[0]
+    assert "FAILED" in row and "refused" in row
+    assert not VirtualService.objects.exists()

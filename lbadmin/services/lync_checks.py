@@ -87,16 +87,33 @@ def deployment_checks(*, timeout_s: float = 1.0) -> DeploymentChecks | None:
     return DeploymentChecks(tuple(lines), "", checked_at, timeout_s)
 
 
+def preflight_checks(answers: LyncAnswers, *, timeout_s: float = 1.0) -> DeploymentChecks:
+    """Before Create (the wizard's preview): the same checks except the virtual services',
+    which do not exist yet — are the servers answering, does the certificate fit, are the
+    Edge servers routed as the guide needs."""
+    checked_at = timezone.now()
+    try:
+        lines = lync_checklist(answers, timeout_s=timeout_s, now=checked_at, preflight=True)
+    except InvalidAnswers as error:
+        return DeploymentChecks((), "; ".join(error.problems), checked_at, timeout_s)
+    return DeploymentChecks(tuple(lines), "", checked_at, timeout_s)
+
+
 def lync_checklist(
-    answers: LyncAnswers, *, timeout_s: float = 1.0, now: datetime | None = None
+    answers: LyncAnswers,
+    *,
+    timeout_s: float = 1.0,
+    now: datetime | None = None,
+    preflight: bool = False,
 ) -> list[CheckLine]:
     """Every check of the answers' deployment, in the page's order (listening, real servers,
     certificate, Edge routing). All probes run at once, so this takes about ``timeout_s``.
-    ``now`` (for the certificate's validity) defaults to the current time. Raises
-    InvalidAnswers if the answers cannot be planned."""
+    ``now`` (for the certificate's validity) defaults to the current time. ``preflight``:
+    before Create, without the virtual services' own lines. Raises InvalidAnswers if the
+    answers cannot be planned."""
     planned = plan(answers)
     unavailable = layer4_unavailable_reason() if planned.layer4_services else ""
-    listening = _listening(planned, unavailable)
+    listening = [] if preflight else _listening(planned, unavailable)
     servers = _servers(planned)
     probes = [probe for _, probe, _ in listening if probe is not None]
     probes += [probe for _, targets in servers for _, probe in targets]

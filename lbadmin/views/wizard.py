@@ -18,6 +18,7 @@ from lbadmin.forms.wizard import GUIDE_DEFAULTS, AddressesForm, PartsForm, Persi
 from lbadmin.models import ConfigRevision, ConfigState
 from lbadmin.services.certificates import certificate_upload
 from lbadmin.services.config import ImportRejected
+from lbadmin.services.lync_checks import preflight_checks
 from lbadmin.services.wizard import (
     Preview,
     WizardRefused,
@@ -215,6 +216,20 @@ def _render_preview(request: HttpRequest, state: dict[str, Any], preview: Previe
 def _generation(request: HttpRequest) -> int | None:
     value = request.POST.get("generation", "")
     return int(value) if value.isdigit() and len(value) < 19 else -1
+
+
+@require_GET
+def lync_preflight(request: HttpRequest) -> HttpResponse:
+    """Loaded by the preview: the post-apply checks that make sense before Create."""
+    try:
+        answers = answers_from_document(_state(request)["answers"])
+    except InvalidAnswers as invalid:
+        checks = None
+        problem = "; ".join(invalid.problems)
+    else:
+        checks = preflight_checks(answers)
+        problem = ""
+    return render(request, "lbadmin/wizard/preflight.html", {"checks": checks, "problem": problem})
 
 
 @require_http_methods(["GET", "POST"])
