@@ -180,7 +180,7 @@ def test_lync_2010_cookie_path_with_the_pfx_uploaded_in_the_wizard(admin, tmp_pa
         "FePoolExtWebSvcs8081", "http", "MS-WSMAN",
     )  # fmt: skip
     assert all(server.reencrypt and server.port == 4443 for server in service.real_servers.all())
-    assert LyncDeployment.objects.get().certificate_uploaded == "Lync-FE"
+    assert LyncDeployment.objects.get().certificates_uploaded == ["Lync-FE"]
 
     # Removing the deployment deletes what it made, the certificate it uploaded included.
     page = admin.get("/lbadmin/wizard/lync/remove/").content.decode()

@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
                 ('created_items', models.JSONField()),
                 ('layer7_settings', models.JSONField()),
                 ('layer7_settings_before', models.JSONField()),
-                ('certificate_uploaded', models.CharField(blank=True, max_length=64)),
+                ('certificates_uploaded', models.JSONField(blank=True, default=list)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),

@@ -17,8 +17,9 @@ class LyncDeployment(models.Model):
     # The Layer 7 settings STEP 1 set, and those before it (restored on removal if unchanged).
     layer7_settings = models.JSONField()
     layer7_settings_before = models.JSONField()
-    # A certificate the wizard uploaded (the Front End PFX), removed with the deployment.
-    certificate_uploaded = models.CharField(max_length=64, blank=True)
+    # Labels of the certificates the wizard's step uploaded (the Front End PFX, once per
+    # re-run that uploads one): deleted with the deployment when nothing else uses them.
+    certificates_uploaded = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(

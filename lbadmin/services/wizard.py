@@ -337,7 +337,11 @@ def wizard_apply(
         deployment.answers = answers_to_document(answers)
         deployment.created_items = _planned(planned)
         deployment.layer7_settings = dict(planned.layer7_settings)
-        deployment.certificate_uploaded = certificate_uploaded or deployment.certificate_uploaded
+        if certificate_uploaded and certificate_uploaded not in deployment.certificates_uploaded:
+            deployment.certificates_uploaded = [
+                *deployment.certificates_uploaded,
+                certificate_uploaded,
+            ]
         deployment.updated_by = actor if actor is not None and actor.pk else None
         deployment.save()
         audit_record(
@@ -376,11 +380,10 @@ def wizard_remove(
             reason="Setup Wizard for Lync: remove the deployment",
             keep_other_certificates=True,
         )
-        uploaded = deployment.certificate_uploaded
+        uploaded = deployment.certificates_uploaded
         deployment.delete()
-        if uploaded:
-            certificate = SslCertificate.objects.filter(label=uploaded).first()
-            if certificate is not None and not certificate_usage(certificate):
+        for certificate in SslCertificate.objects.filter(label__in=uploaded):
+            if not certificate_usage(certificate):
                 certificate_delete(actor=actor, certificate=certificate)
         audit_record(
             action=AuditEntry.Action.CONFIG_DELETED,

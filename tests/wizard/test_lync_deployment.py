@@ -319,7 +319,7 @@ def test_lync_2010_cookie_through_the_command_is_the_guides_tables(tmp_path):
     }
     # The certificate is the appliance's own: it stays, and the wizard did not record it.
     assert [item["label"] for item in after["ssl"]["certificates"]] == [DEFAULT_CERTIFICATE_LABEL]
-    assert deployment_current().certificate_uploaded == ""
+    assert deployment_current().certificates_uploaded == []
 
 
 # --- --dry-run ------------------------------------------------------------------------------------
@@ -534,13 +534,13 @@ def test_remove_deletes_the_uploaded_certificate_only_if_unused():
     uploaded_certificate("FE-cert")
     answers = answers_from_document(cookie_2010("FE-cert"))
     wizard_apply(actor=None, answers=answers, certificate_uploaded="FE-cert")
-    assert deployment_current().certificate_uploaded == "FE-cert"
+    assert deployment_current().certificates_uploaded == ["FE-cert"]
     assert set(
         SslCertificate.objects.get(label="FE-cert").terminations.values_list("label", flat=True)
     ) == set(TERMINATIONS_COOKIE)
     # A re-run by the command (no upload) keeps what the wizard uploaded on record.
     wizard_apply(actor=None, answers=answers)
-    assert deployment_current().certificate_uploaded == "FE-cert"
+    assert deployment_current().certificates_uploaded == ["FE-cert"]
 
     wizard_remove(actor=None)
 
@@ -557,6 +557,26 @@ def test_remove_deletes_the_uploaded_certificate_only_if_unused():
     wizard_remove(actor=None)
     assert SslCertificate.objects.filter(label="FE-cert").exists()
     assert [item["label"] for item in config_export()["ssl"]["terminations"]] == ["SSL-Intranet"]
+
+
+def test_every_certificate_the_wizard_uploaded_goes_with_the_deployment():
+    """A re-run that uploads another Front End certificate: both are the wizard's."""
+    uploaded_certificate("FE-cert")
+    wizard_apply(
+        actor=None,
+        answers=answers_from_document(cookie_2010("FE-cert")),
+        certificate_uploaded="FE-cert",
+    )
+    uploaded_certificate("FE-cert-2")
+    wizard_apply(
+        actor=None,
+        answers=answers_from_document(cookie_2010("FE-cert-2")),
+        certificate_uploaded="FE-cert-2",
+        overwrite_hand_edits=False,
+    )
+    assert deployment_current().certificates_uploaded == ["FE-cert", "FE-cert-2"]
+    wizard_remove(actor=None)
+    assert not SslCertificate.objects.filter(label__in=["FE-cert", "FE-cert-2"]).exists()
 
 
 def test_remove_is_refused_when_a_termination_not_made_by_the_wizard_needs_a_service():
