@@ -259,10 +259,13 @@ def test_preflight_probes_the_servers_before_anything_exists(admin) -> None:
          "dir_servers": "DIR-1 127.77.10.21\nDIR-2 127.77.10.22"},
     )  # fmt: skip
     admin.post(response["Location"], {"web_persistence": "none"})
-    assert 'id="wizard-preflight"' in admin.get(step(4)).content.decode()  # loaded by htmx
+    assert 'id="wizard-run-preflight"' in admin.get(step(4)).content.decode()  # on request
     with socket.create_server(("127.77.10.21", 5061)) as listener:
         listener.listen()
-        page = admin.get("/lbadmin/wizard/lync/preflight/").content.decode()
+        page = admin.get("/lbadmin/wizard/lync/preflight/", headers={"HX-Request": "true"})
+        page = page.content.decode()
+        assert "<html" not in page  # htmx swaps the section in
+        assert "<html" in admin.get("/lbadmin/wizard/lync/preflight/").content.decode()
     assert "Virtual services listening" not in page  # they do not exist yet
     row = page.split("DirectorPool → DIR-1 127.77.10.21")[1].split("</tr>")[0]
     assert "OK" in row

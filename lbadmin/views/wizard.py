@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from lbadmin.engines.certificates import CertificateError
@@ -220,7 +221,8 @@ def _generation(request: HttpRequest) -> int | None:
 
 @require_GET
 def lync_preflight(request: HttpRequest) -> HttpResponse:
-    """Loaded by the preview: the post-apply checks that make sense before Create."""
+    """From the preview: the post-apply checks that make sense before Create. On request
+    only: it sends probes to the servers the administrator typed."""
     try:
         answers = answers_from_document(_state(request)["answers"])
     except InvalidAnswers as invalid:
@@ -229,7 +231,10 @@ def lync_preflight(request: HttpRequest) -> HttpResponse:
     else:
         checks = preflight_checks(answers)
         problem = ""
-    return render(request, "lbadmin/wizard/preflight.html", {"checks": checks, "problem": problem})
+    template = "preflight.html" if request.htmx else "preflight_page.html"
+    response = render(request, f"lbadmin/wizard/{template}", {"checks": checks, "problem": problem})
+    patch_vary_headers(response, ["HX-Request"])  # the same URL answers with two bodies
+    return response
 
 
 @require_http_methods(["GET", "POST"])
