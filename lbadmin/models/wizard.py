@@ -14,7 +14,8 @@ class LyncDeployment(models.Model):
     answers = models.JSONField()
     # {"layer7": {label: item}, "terminations": {label: item}, "layer4": {label: item}}
     created_items = models.JSONField()
-    # The Layer 7 settings STEP 1 set, and those before it (restored on removal if unchanged).
+    # The Layer 7 settings STEP 1 set (the client and server timeouts), and what they were
+    # before (restored on removal if unchanged since).
     layer7_settings = models.JSONField()
     layer7_settings_before = models.JSONField()
     # Labels of the certificates the wizard's step uploaded (the Front End PFX, once per

@@ -30,7 +30,14 @@ from lbadmin.services.config import (
     text_diff,
 )
 from lbadmin.wizard.answers import answers_to_document
-from lbadmin.wizard.lync import LyncAnswers, Plan, address_users, plan, validate
+from lbadmin.wizard.lync import (
+    STEP1_SETTINGS,
+    LyncAnswers,
+    Plan,
+    address_users,
+    plan,
+    validate,
+)
 
 # The document's sections the wizard makes objects in, and what the WebUI calls them.
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -67,7 +74,8 @@ class Preview:
     diff: str = ""  # haproxy.cfg, stunnel and keepalived.conf, now → after
     generation: int = 0  # the configuration this preview was made from
     document: dict[str, Any] | None = None  # the configuration after: what Create imports
-    settings_before: dict[str, Any] = field(default_factory=dict)  # Layer 7 settings now
+    # STEP 1's settings as they are now (restored when the deployment is removed).
+    settings_before: dict[str, Any] = field(default_factory=dict)
 
     @property
     def blocked(self) -> bool:
@@ -165,7 +173,7 @@ def wizard_preview(answers: LyncAnswers | None) -> Preview:
         diff=_diff(after),
         generation=generation,
         document=after,
-        settings_before=dict(current["layer7"]["settings"]),
+        settings_before={name: current["layer7"]["settings"][name] for name in STEP1_SETTINGS},
     )
 
 
@@ -189,19 +197,20 @@ def _settings_after(
     deployment: LyncDeployment | None,
     planned: Plan | None,
 ) -> Change | None:
-    """STEP 1 sets the Layer 7 timeouts; removing the deployment restores what was there
-    before, unless they were changed by hand since."""
+    """STEP 1 sets the Layer 7 client and server timeouts (only those); removing the
+    deployment restores what they were before, unless they were changed by hand since."""
     now = current["layer7"]["settings"]
+    mine = {name: now[name] for name in STEP1_SETTINGS}
     hand_edit = ""
-    if deployment is not None and now != deployment.layer7_settings:
+    if deployment is not None and mine != deployment.layer7_settings:
         hand_edit = "edited by hand"
     if planned is not None:
-        target = planned.layer7_settings
-    elif hand_edit:
+        target = {**now, **planned.layer7_settings}
+    elif hand_edit or deployment is None:
         target = now  # the administrator's own values stay
     else:
-        target = deployment.layer7_settings_before if deployment else now
-    after["layer7"]["settings"] = dict(target)
+        target = {**now, **deployment.layer7_settings_before}
+    after["layer7"]["settings"] = target
     if target == now:
         return Change("settings", SETTINGS_LABEL, "keep", hand_edit) if deployment else None
     return Change("settings", SETTINGS_LABEL, "change", hand_edit)

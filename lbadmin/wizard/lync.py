@@ -145,7 +145,7 @@ class LyncAnswers:
 class Plan:
     """Items in exactly the export document's formats (docs/config-format.md)."""
 
-    layer7_settings: dict[str, Any]
+    layer7_settings: dict[str, Any]  # the settings STEP 1 changes, only those
     layer7_services: tuple[dict[str, Any], ...]  # sorted by label
     layer4_services: tuple[dict[str, Any], ...]  # sorted by label
     terminations: tuple[dict[str, Any], ...]  # sorted by label
@@ -196,13 +196,9 @@ class InvalidAnswers(ValueError):
         self.problems = problems
 
 
-# The document's Layer 7 settings: STEP 1 changes the two timeouts, the rest keep the
-# appliance's defaults (lbadmin.models.l7.L7Settings).
-LAYER7_SETTINGS: dict[str, Any] = {
-    "logging": False,
-    "log_only_errors": False,
-    "redispatch": True,
-    "connect_timeout_ms": 4000,
+# STEP 1 changes two of the Layer 7 settings (Client Timeout and Real Server Timeout); the
+# others stay as the administrator has them.
+STEP1_SETTINGS: dict[str, Any] = {
     "client_timeout_ms": TIMEOUT_30_MIN_MS,
     "server_timeout_ms": TIMEOUT_30_MIN_MS,
 }
@@ -477,7 +473,7 @@ def _build(answers: LyncAnswers) -> Plan:
         return tuple(sorted(items, key=lambda item: item["label"]))
 
     return Plan(
-        layer7_settings=dict(LAYER7_SETTINGS),
+        layer7_settings=dict(STEP1_SETTINGS),
         layer7_services=by_label(layer7),
         layer4_services=by_label(layer4),
         terminations=by_label(terminations),

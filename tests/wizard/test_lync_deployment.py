@@ -283,7 +283,10 @@ def test_lync_2013_through_the_command_is_the_guides_tables(tmp_path):
     deployment = deployment_current()
     assert deployment is not None and LyncDeployment.objects.count() == 1
     assert deployment.answers == answers_to_document(answers_from_document(example()))
-    assert deployment.layer7_settings_before == before["layer7"]["settings"]
+    assert deployment.layer7_settings_before == {
+        name: before["layer7"]["settings"][name]
+        for name in ("client_timeout_ms", "server_timeout_ms")
+    }
     assert deployment.created_items == {
         "layer7": layer7(after),
         "terminations": {},
@@ -512,6 +515,22 @@ def test_remove_deletes_exactly_what_the_wizard_made(tmp_path):
     # Nothing left to remove.
     _, error = wizard_refused("--remove")
     assert "There is no Lync deployment to remove." in error
+
+
+def test_step1_changes_only_the_two_timeouts(tmp_path):
+    """The guide's STEP 1 sets Client and Real Server Timeout; the administrator's other
+    Layer 7 settings stay, and changing them later is not a hand edit of the wizard's."""
+    l7.l7settings_update(actor=None, values={"logging": True, "connect_timeout_ms": 5000})
+    before = config_export()["layer7"]["settings"]
+    wizard("--answers", str(EXAMPLE))
+    settings = config_export()["layer7"]["settings"]
+    assert settings == {**before, "client_timeout_ms": 1_800_000, "server_timeout_ms": 1_800_000}
+
+    l7.l7settings_update(actor=None, values={"logging": False})
+    changes = {change.label: change for change in wizard_preview(None).changes}
+    assert changes["Layer 7 timeouts (STEP 1)"].hand_edit == ""
+    wizard("--remove")
+    assert config_export()["layer7"]["settings"] == {**before, "logging": False}
 
 
 def test_remove_keeps_timeouts_edited_by_hand_since(tmp_path):

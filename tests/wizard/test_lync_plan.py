@@ -211,12 +211,8 @@ def assert_no_shared_address(result: Plan) -> None:
 def test_lync_2013_without_persistence_is_the_guides_tables():
     result = plan(guide_answers("2013", "none", certificate=None))
 
-    # STEP 1: client and server timeouts of 30 minutes, the rest as the appliance has them.
+    # STEP 1: client and server timeouts of 30 minutes; nothing else.
     assert result.layer7_settings == {
-        "logging": False,
-        "log_only_errors": False,
-        "redispatch": True,
-        "connect_timeout_ms": 4000,
         "client_timeout_ms": 1_800_000,
         "server_timeout_ms": 1_800_000,
     }
@@ -355,16 +351,7 @@ def test_plan_items_have_exactly_the_documents_keys():
             assert set(server) == set(l4._SERVER_FIELDS)
     for item in result.terminations:
         assert set(item) == set(config._TERMINATION_FIELDS_IN_ORDER)
-    assert set(result.layer7_settings) == set(config._SETTINGS_KEYS_IN_ORDER)
-
-
-def test_layer7_settings_keep_the_appliances_defaults():
-    from lbadmin.models import L7Settings
-
-    result = plan(guide_answers("2013", "none"))
-    for name, value in result.layer7_settings.items():
-        if name not in ("client_timeout_ms", "server_timeout_ms"):
-            assert value == L7Settings._meta.get_field(name).default, name
+    assert set(result.layer7_settings) <= set(config._SETTINGS_KEYS_IN_ORDER)
 
 
 # --- validate() ---------------------------------------------------------------------------------
@@ -522,13 +509,13 @@ def test_ipv6_addresses_are_canonical_in_the_plan():
 
 
 def document_of(result: Plan, certificates: list[dict[str, Any]]) -> dict[str, Any]:
-    from lbadmin.services.config import EXPORT_FORMAT, EXPORT_VERSION
+    from lbadmin.services.config import EXPORT_FORMAT, EXPORT_VERSION, config_export
 
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
         "layer7": {
-            "settings": result.layer7_settings,
+            "settings": {**config_export()["layer7"]["settings"], **result.layer7_settings},
             "virtual_services": list(result.layer7_services),
         },
         "ssl": {"certificates": certificates, "terminations": list(result.terminations)},
@@ -545,7 +532,8 @@ def assert_exported(result: Plan) -> None:
     from lbadmin.services.config import config_export
 
     exported = config_export()
-    assert exported["layer7"]["settings"] == result.layer7_settings
+    settings = exported["layer7"]["settings"]
+    assert {name: settings[name] for name in result.layer7_settings} == result.layer7_settings
     assert by_label(exported["layer7"]["virtual_services"]) == by_label(
         list(result.layer7_services)
     )
