@@ -110,7 +110,9 @@ def _run(argv: list[str]) -> str:
     return result.stdout.decode(errors="replace")
 
 
-def _ip(netns: str | None, *args: str) -> str:
+def run_ip(netns: str | None, *args: str) -> str:
+    """``ip [-n netns] <args>``'s output: an argument list, a bounded wait and output, and
+    NetinfoError with ip's own words when it fails."""
     ns = _netns(netns)
     return _run([_binary("ip"), *(["-n", ns] if ns else []), *args])
 
@@ -134,7 +136,7 @@ def _interface(entry: dict) -> Interface:
 def interfaces(netns: str | None = None) -> list[Interface]:
     """Every interface of this node (or of ``netns``), in ifindex order, from
     ``ip -j addr show``."""
-    text = _ip(netns, "-j", "addr", "show")
+    text = run_ip(netns, "-j", "addr", "show")
     try:
         entries = json.loads(text)
         if not isinstance(entries, list):
@@ -319,7 +321,7 @@ def _link(entry: dict) -> Link:
 def links(netns: str | None = None) -> list[Link]:
     """Every interface of this node (or of ``netns``), in ifindex order, with its
     administrative state and its addresses' flags, from ``ip -j addr show``."""
-    text = _ip(netns, "-j", "addr", "show")
+    text = run_ip(netns, "-j", "addr", "show")
     try:
         entries = json.loads(text)
         if not isinstance(entries, list):
@@ -357,7 +359,7 @@ def routes(netns: str | None = None) -> list[Route]:
     for version in (4, 6):
         if version == 6 and not (_PROC_SYS / "net" / "ipv6").is_dir():
             continue
-        text = _ip(netns, "-j", f"-{version}", "route", "show", "table", "main")
+        text = run_ip(netns, "-j", f"-{version}", "route", "show", "table", "main")
         try:
             entries = json.loads(text) if text.strip() else []
             if not isinstance(entries, list):
@@ -380,5 +382,6 @@ __all__ = [
     "links",
     "nonlocal_bind",
     "routes",
+    "run_ip",
     "set_nonlocal_bind",
 ]

@@ -332,7 +332,7 @@ def route_to(ip: str, netns: str | None = None) -> Route:
     unreachable") or ip cannot run; ValueError for something that is not an address."""
     address = str(ipaddress.ip_address(ip))
     # netinfo's runner: argument list, bounded wait and output, NetinfoError quoting ip.
-    text = netinfo._ip(netns, "-j", "route", "get", "fibmatch", address)
+    text = netinfo.run_ip(netns, "-j", "route", "get", "fibmatch", address)
     try:
         return parse_route_get(text, address)
     except (ValueError, KeyError, TypeError, AttributeError) as error:

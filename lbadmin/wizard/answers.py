@@ -30,6 +30,15 @@ PARTS: dict[str, type] = {
     "reverse_proxy": ReverseProxyPart,
 }
 _SERVER_LISTS = {"servers", "front_end_servers", "director_servers"}
+# Keys a part must give: its addresses are never taken from the guide's lab by omission.
+# (fqdns and the reverse proxy's own server lists are optional; its VIPs may be null.)
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "front_end": ("vip", "external_web_vip", "servers"),
+    "director": ("vip", "external_web_vip", "servers"),
+    "internal_edge": ("vip", "servers"),
+    "external_edge": ("access_vip", "webconf_vip", "av_vip", "servers"),
+    "reverse_proxy": ("front_end_vip", "director_vip"),
+}
 _TOP_KEYS = {"version", "web_persistence", "certificate", *PARTS}
 
 
@@ -67,7 +76,7 @@ def answers_from_document(document: Any) -> LyncAnswers:
         for name, part_type in PARTS.items()
     }
     version = _string("version", document.get("version"), problems)
-    persistence = _string("web_persistence", document.get("web_persistence", "none"), problems)
+    persistence = _string("web_persistence", document.get("web_persistence"), problems)
     certificate = document.get("certificate")
     if certificate is not None:
         certificate = _string("certificate", certificate, problems)
@@ -90,6 +99,13 @@ def _part(name: str, part_type: type, value: Any, problems: list[str]) -> Any:
     known = {field.name for field in fields(part_type)}
     for key in sorted(set(value) - known, key=str):
         problems.append(f"{name}.{_shown(key)}: unknown key.")
+    for key in _REQUIRED[name]:
+        if key not in value:
+            problems.append(
+                f"{name}.{key}: missing (null for none)."
+                if name == "reverse_proxy"
+                else f"{name}.{key}: missing."
+            )
     values: dict[str, Any] = {}
     for key in [field.name for field in fields(part_type) if field.name in value]:  # in order
         where = f"{name}.{key}"

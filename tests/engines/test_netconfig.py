@@ -570,7 +570,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> None:
             return json.dumps(RECORDED_ROUTES_6)
         raise AssertionError(args)
 
-    monkeypatch.setattr(netinfo, "_ip", fake_ip)
+    monkeypatch.setattr(netinfo, "run_ip", fake_ip)
 
 
 def test_netinfo_routes_and_links_are_parsed(recorded) -> None:
@@ -629,7 +629,7 @@ def test_read_network_keeps_what_the_appliance_configures(recorded) -> None:
     ['[{"dst": "nonsense"}]', '[{"gateway": "192.0.2.1"}]', '{"dst": "default"}', "not json"],
 )
 def test_unreadable_route_output_raises(routes: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(netinfo, "_ip", lambda netns, *args: routes)
+    monkeypatch.setattr(netinfo, "run_ip", lambda netns, *args: routes)
     with pytest.raises(netinfo.NetinfoError):
         netinfo.routes()
 

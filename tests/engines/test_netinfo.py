@@ -100,7 +100,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str | None, tuple[st
         calls.append((netns, args))
         return json.dumps(RECORDED)
 
-    monkeypatch.setattr(netinfo, "_ip", fake_ip)
+    monkeypatch.setattr(netinfo, "run_ip", fake_ip)
     return calls
 
 
@@ -169,7 +169,7 @@ def test_holds_address(recorded) -> None:
     ],
 )
 def test_unreadable_ip_output_raises(output: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(netinfo, "_ip", lambda netns, *args: output)
+    monkeypatch.setattr(netinfo, "run_ip", lambda netns, *args: output)
     with pytest.raises(NetinfoError):
         netinfo.interfaces()
 

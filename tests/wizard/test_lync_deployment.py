@@ -1027,9 +1027,17 @@ def test_answers_document_round_trip():
     with pytest.raises(InvalidAnswers) as invalid:
         answers_from_document({**document, "front_end": {"servers": [{"label": 1}]}})
     assert invalid.value.problems == [  # in the fields' order, the same every run
+        "front_end.vip: missing.",  # never the guide's lab address by omission
+        "front_end.external_web_vip: missing.",
         "front_end.servers[0].label: expected a string.",
         "front_end.servers[0].ip: expected a string.",
     ]
+    with pytest.raises(InvalidAnswers) as invalid:
+        answers_from_document({**document, "reverse_proxy": {"director_vip": "10.12.1.151"}})
+    assert invalid.value.problems == ["reverse_proxy.front_end_vip: missing (null for none)."]
+    with pytest.raises(InvalidAnswers) as invalid:
+        answers_from_document({key: document[key] for key in document if key != "web_persistence"})
+    assert invalid.value.problems == ["web_persistence: expected a string."]
 
 
 # --- Queries ------------------------------------------------------------------------------------
