@@ -44,7 +44,7 @@ def clean_ip(value: str) -> str:
         address = ipaddress.ip_address(value)
     except ValueError:
         raise ValidationError(
-            f"“{_shown(value)}” is not an IPv4 or IPv6 address.", code="ip"
+            f"“{shown(value)}” is not an IPv4 or IPv6 address.", code="ip"
         ) from None
     if "%" in value:
         raise ValidationError("Scoped IPv6 addresses are not supported.", code="ip")
@@ -64,7 +64,7 @@ def clean_dns_name(value: str) -> str:
     """A fully qualified host name (RFC 1123, at least two labels, no wildcard), lowercased."""
     if not DNS_NAME_RE.fullmatch(value):
         raise ValidationError(
-            f"“{_shown(value)}” is not a fully qualified DNS name like pool1.example.com.",
+            f"“{shown(value)}” is not a fully qualified DNS name like pool1.example.com.",
             code="dns_name",
         )
     return value.lower()
@@ -73,7 +73,7 @@ def clean_dns_name(value: str) -> str:
 def clean_port(value: str) -> int:
     if not PORT_RE.fullmatch(value) or not 1 <= int(value) <= 65535:
         raise ValidationError(
-            f"“{_shown(value)}” is not a port: use a whole number from 1 to 65535.", code="port"
+            f"“{shown(value)}” is not a port: use a whole number from 1 to 65535.", code="port"
         )
     return int(value)
 
@@ -109,7 +109,7 @@ def clean_port_ranges(value: str) -> tuple[int, ...]:
         low, high = clean_port(first), clean_port(last)
         if low >= high:
             raise ValidationError(
-                f"“{_shown(part.strip())}” is not a range: write the lower port first.",
+                f"“{shown(part.strip())}” is not a range: write the lower port first.",
                 code="ports",
             )
         if high - low >= MAX_PORTS_PER_SERVICE:
@@ -168,7 +168,7 @@ def clean_duration_ms(value: str, *, minimum_ms: int = 1, maximum_ms: int = MAX_
     match = DURATION_RE.fullmatch(value)
     if not match:
         raise ValidationError(
-            f"“{_shown(value)}” is not a duration: use milliseconds (1800000) or a number "
+            f"“{shown(value)}” is not a duration: use milliseconds (1800000) or a number "
             "with ms, s, m or h (30m).",
             code="duration",
         )
@@ -251,7 +251,7 @@ def clean_cipher_list(value: str) -> str:
         context.set_ciphers(value)
     except ssl.SSLError:
         raise ValidationError(
-            f"OpenSSL knows no cipher in “{_shown(value)}”: check the names "
+            f"OpenSSL knows no cipher in “{shown(value)}”: check the names "
             "(openssl ciphers -v lists them).",
             code="ciphers",
         ) from None
@@ -262,7 +262,7 @@ def clean_cipher_list(value: str) -> str:
     return value
 
 
-def _shown(value: str) -> str:
+def shown(value: str) -> str:
     """A value as it may be echoed in a message: printable and short."""
     printable = "".join(char if char.isprintable() else "?" for char in value)
     return printable if len(printable) <= 40 else printable[:37] + "..."

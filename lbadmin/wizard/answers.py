@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any
 
+from lbadmin.allowlists import shown
 from lbadmin.wizard.lync import (
     DirectorPart,
     EdgePart,
@@ -70,7 +71,7 @@ def answers_from_document(document: Any) -> LyncAnswers:
     if not isinstance(document, dict):
         raise InvalidAnswers(["answers: expected a JSON object."])
     for key in sorted(set(document) - _TOP_KEYS, key=str):
-        problems.append(f"{_shown(key)}: unknown key.")
+        problems.append(f"{shown(str(key))}: unknown key.")
     parts = {
         name: _part(name, part_type, document.get(name), problems)
         for name, part_type in PARTS.items()
@@ -98,7 +99,7 @@ def _part(name: str, part_type: type, value: Any, problems: list[str]) -> Any:
         return None
     known = {field.name for field in fields(part_type)}
     for key in sorted(set(value) - known, key=str):
-        problems.append(f"{name}.{_shown(key)}: unknown key.")
+        problems.append(f"{name}.{shown(str(key))}: unknown key.")
     for key in _REQUIRED[name]:
         if key not in value:
             problems.append(
@@ -133,7 +134,7 @@ def _servers(where: str, value: Any, problems: list[str]) -> tuple[Server, ...]:
             problems.append(f"{at}: expected an object with label and ip.")
             continue
         for key in sorted(set(item) - known, key=str):
-            problems.append(f"{at}.{_shown(key)}: unknown key.")
+            problems.append(f"{at}.{shown(str(key))}: unknown key.")
         values = {}
         for key in order:
             if key in ("label", "ip") or item.get(key) is not None:
@@ -154,9 +155,3 @@ def _string(where: str, value: Any, problems: list[str]) -> str:
         problems.append(f"{where}: expected a string.")
         return ""
     return value
-
-
-def _shown(key: Any) -> str:
-    text = str(key)
-    printable = "".join(char if char.isprintable() else "?" for char in text)
-    return printable if len(printable) <= 40 else printable[:37] + "..."
