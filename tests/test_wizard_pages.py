@@ -76,8 +76,15 @@ def walk(admin, parts=None, addresses=None, persistence=None) -> str:
 
 def create(admin, **extra) -> object:
     page = admin.get(step(4)).content.decode()
-    generation = page.split('name="generation" value="')[1].split('"')[0]
-    return admin.post(step(4), {"generation": generation, **extra})
+    return admin.post(step(4), {**confirmation(page), **extra})
+
+
+def confirmation(page: str) -> dict[str, str]:
+    """The hidden fields of a preview's confirmation form: what the preview was made from."""
+    return {
+        name: page.split(f'name="{name}" value="')[1].split('"')[0]
+        for name in ("generation", "answers")
+    }
 
 
 def test_the_guides_deployment_step_by_step_then_created_and_applied(admin) -> None:
@@ -184,8 +191,7 @@ def test_lync_2010_cookie_path_with_the_pfx_uploaded_in_the_wizard(admin, tmp_pa
 
     # Removing the deployment deletes what it made, the certificate it uploaded included.
     page = admin.get("/lbadmin/wizard/lync/remove/").content.decode()
-    generation = page.split('name="generation" value="')[1].split('"')[0]
-    response = admin.post("/lbadmin/wizard/lync/remove/", {"generation": generation})
+    response = admin.post("/lbadmin/wizard/lync/remove/", confirmation(page))
     assert response.status_code == 302
     assert not VirtualService.objects.exists() and not SslTermination.objects.exists()
     assert not SslCertificate.objects.filter(label="Lync-FE").exists()
@@ -272,3 +278,18 @@ def test_preflight_probes_the_servers_before_anything_exists(admin) -> None:
     row = page.split("DirectorPool → DIR-2 127.77.10.22")[1].split("</tr>")[0]
     assert "FAILED" in row and "refused" in row
     assert not VirtualService.objects.exists()
+
+
+def test_create_applies_the_answers_previewed_and_no_others(admin) -> None:
+    """Answers changed in another window after the preview: Create refuses."""
+    page = walk(admin)
+    admin.post(step(2), dict(ADDRESSES, fe_servers="FE-1 192.168.10.31\nFE-9 192.168.10.39"))
+    response = admin.post(step(4), confirmation(page))
+    assert "The answers changed since the preview" in response.content.decode()
+    assert not VirtualService.objects.exists()
+    # A generation that is not a plain number is refused as "changed", not a crash.
+    fields = confirmation(admin.get(step(4)).content.decode())
+    response = admin.post(step(4), {**fields, "generation": "\u00b2"})
+    assert response.status_code == 200 and "changed since the preview" in response.content.decode()
+    assert create(admin).status_code == 302
+    assert RealServer.objects.filter(label="FE-9").exists()

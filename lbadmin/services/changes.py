@@ -12,11 +12,17 @@ STUNNEL = "stunnel"
 KEEPALIVED = "keepalived"  # Layer 4 (IPVS) services; VRRP with the HA pair
 
 
+def config_write_lock() -> ConfigState:
+    """Hold the configuration's write lock until the transaction ends (call inside
+    transaction.atomic): the writers are serialised on the ConfigState row."""
+    ConfigState.load()
+    return ConfigState.objects.select_for_update().get(pk=1)
+
+
 def config_changed(engines: Iterable[str] = (HAPROXY,)) -> None:
     """Mark the cluster configuration changed (called inside each write's transaction).
     ``engines``: the daemons whose configuration the write touched; () for changes that only
     the export document sees (say a certificate no termination uses yet)."""
-    ConfigState.load()
-    state = ConfigState.objects.select_for_update().get(pk=1)  # serialises the writers
+    state = config_write_lock()
     pending = sorted(set(state.pending_engines) | set(engines))
     ConfigState.objects.filter(pk=1).update(generation=F("generation") + 1, pending_engines=pending)

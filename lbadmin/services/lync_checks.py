@@ -13,6 +13,11 @@ the services exist, probed from the appliance itself, one green or red line each
   as their default gateway (Layer 4 NAT needs the replies back through it), so the appliance
   must be on-link with their external addresses.
 
+After Create (``deployment_checks``) what is probed is the configuration as it is now: the
+objects the deployment made, as they are configured (a real server moved by hand is probed at
+its new address, never at the one the answers gave), and a red line for each one deleted by
+hand. Before Create (``preflight_checks``) nothing exists yet: the answers' plan is probed.
+
 The probes themselves are lbadmin.engines.probes; this module decides what to probe and what
 an outcome means. Re-running is just calling it again: it changes nothing.
 """
@@ -20,20 +25,29 @@ an outcome means. Re-running is just calling it again: it changes nothing.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 
+from lbadmin.engines.daemons import format_address
 from lbadmin.engines.netinfo import NetinfoError
 from lbadmin.engines.probes import Probe, ProbeResult, Route, route_to, run_probes
 from lbadmin.models import SslCertificate
+from lbadmin.services.config import config_export
 from lbadmin.services.daemons import layer4_unavailable_reason
-from lbadmin.services.wizard import deployment_current
+from lbadmin.services.wizard import SECTIONS, deployment_current
 from lbadmin.wizard.answers import answers_from_document
-from lbadmin.wizard.lync import InvalidAnswers, LyncAnswers, Plan, plan
+from lbadmin.wizard.lync import (
+    EXTERNAL_EDGE,
+    INTERNAL_EDGE,
+    InvalidAnswers,
+    LyncAnswers,
+    Plan,
+    plan,
+)
 
 GROUP_LISTENING = "Virtual services listening"
 GROUP_SERVERS = "Real servers answering"
@@ -43,6 +57,12 @@ GROUP_ROUTING = "Edge routing (two-arm)"
 # The guide's route to the internal Edge servers (Internal Edge – the Details).
 GUIDE_STATIC_ROUTE = "192.168.100.0/24 via 192.168.20.2"
 _NAMES_SHOWN = 8  # certificate names listed in a red line before "… and N more"
+# The SSL termination the planner makes for each pool on the cookie path (lync._web_services):
+# the certificate a pool's clients see is the one its termination uses now.
+POOL_TERMINATIONS = {
+    "Front End pool": "SSL-FePoolExtWebSvcs4443",
+    "Director pool": "SSL-DirPoolExtWebSvcs4443",
+}
 
 
 @dataclass(frozen=True)
@@ -72,19 +92,71 @@ class DeploymentChecks:
 
 
 def deployment_checks(*, timeout_s: float = 1.0) -> DeploymentChecks | None:
-    """The checklist of the deployment the wizard made (one query, two with the cookie path's
-    certificate); None when there is none."""
+    """The checklist of the deployment the wizard made, against the configuration as it is
+    now: the objects the deployment made, as configured now (edited by hand or not), are
+    probed; one made and since deleted by hand is a red line. The pools' FQDNs come from the
+    recorded answers. A fixed number of queries whatever the size: the deployment, the export
+    (lbadmin.services.config.config_export) and the certificates. None when there is none."""
     deployment = deployment_current()
     if deployment is None:
         return None
     checked_at = timezone.now()
     try:
         answers = answers_from_document(deployment.answers)
-        lines = lync_checklist(answers, timeout_s=timeout_s, now=checked_at)
     except InvalidAnswers as error:
         problem = f"The recorded answers cannot be checked: {'; '.join(error.problems)}"
         return DeploymentChecks((), problem, checked_at, timeout_s)
+    current = config_export()
+    configured, deleted = configured_plan(current, deployment.created_items or {})
+    service_ips = {item["label"]: item["ip"] for item in current["layer7"]["virtual_services"]}
+    lines = deleted + probe_lines(configured, timeout_s=timeout_s, service_ips=service_ips)
+    certificates = {
+        pool: item["certificate"]
+        for item in configured.terminations
+        for pool, label in POOL_TERMINATIONS.items()
+        if item["label"] == label
+    }
+    lines += certificate_lines(answers, checked_at, pool_certificates=certificates)
+    lines += configured_edge_routing_lines(configured.layer4_services)
     return DeploymentChecks(tuple(lines), "", checked_at, timeout_s)
+
+
+def configured_plan(
+    document: dict[str, Any], created_items: Mapping[str, Mapping[str, Any]]
+) -> tuple[Plan, list[CheckLine]]:
+    """The objects the deployment made (``created_items``: section → label → item) as the
+    export ``document`` has them now, as a Plan (sorted by label, real servers too, as the
+    planner sorts them); and a red line for each one that is not there any more."""
+    sections = {
+        "layer7": document["layer7"]["virtual_services"],
+        "terminations": document["ssl"]["terminations"],
+        "layer4": document["layer4"]["virtual_services"],
+    }
+    found: dict[str, list[dict[str, Any]]] = {}
+    deleted: list[CheckLine] = []
+    for section, kind in SECTIONS:
+        existing = {item["label"]: item for item in sections[section]}
+        found[section] = []
+        for label in sorted(created_items.get(section, {})):
+            item = existing.get(label)
+            if item is None:
+                reason = (
+                    f"this {kind} was deleted by hand since the wizard made it: run the wizard "
+                    "to re-create it"
+                )
+                deleted.append(CheckLine(GROUP_LISTENING, label, False, reason))
+            elif "real_servers" in item:
+                servers = sorted(item["real_servers"], key=lambda server: server["label"])
+                found[section].append({**item, "real_servers": servers})
+            else:
+                found[section].append(item)
+    configured = Plan(
+        layer7_settings={},
+        layer7_services=tuple(found["layer7"]),
+        layer4_services=tuple(found["layer4"]),
+        terminations=tuple(found["terminations"]),
+    )
+    return configured, deleted
 
 
 def preflight_checks(answers: LyncAnswers, *, timeout_s: float = 1.0) -> DeploymentChecks:
@@ -106,14 +178,30 @@ def lync_checklist(
     now: datetime | None = None,
     preflight: bool = False,
 ) -> list[CheckLine]:
-    """Every check of the answers' deployment, in the page's order (listening, real servers,
-    certificate, Edge routing). All probes run at once, so this takes about ``timeout_s``.
-    ``now`` (for the certificate's validity) defaults to the current time. ``preflight``:
-    before Create, without the virtual services' own lines. Raises InvalidAnswers if the
-    answers cannot be planned."""
-    planned = plan(answers)
+    """Every check of the answers' deployment as planned (before Create: nothing is
+    configured yet), in the page's order (listening, real servers, certificate, Edge
+    routing). All probes run at once, so this takes about ``timeout_s``. ``now`` (for the
+    certificate's validity) defaults to the current time. ``preflight``: without the virtual
+    services' own lines. Raises InvalidAnswers if the answers cannot be planned."""
+    lines = probe_lines(plan(answers), timeout_s=timeout_s, preflight=preflight)
+    lines += certificate_lines(answers, now or timezone.now())
+    lines += edge_routing_lines(answers)
+    return lines
+
+
+def probe_lines(
+    planned: Plan,
+    *,
+    timeout_s: float = 1.0,
+    preflight: bool = False,
+    service_ips: Mapping[str, str] | None = None,
+) -> list[CheckLine]:
+    """The virtual services' lines (unless ``preflight``) then the real servers', for these
+    items. ``service_ips``: the address of each virtual service a termination may name
+    (default: the plan's own). All probes run at once: about ``timeout_s`` in all."""
     unavailable = layer4_unavailable_reason() if planned.layer4_services else ""
-    listening = [] if preflight else _listening(planned, unavailable)
+    ips = dict(service_ips or {item["label"]: item["ip"] for item in planned.layer7_services})
+    listening = [] if preflight else _listening(planned, unavailable, ips)
     servers = _servers(planned)
     probes = [probe for _, probe, _ in listening if probe is not None]
     probes += [probe for _, targets in servers for _, probe in targets]
@@ -126,16 +214,10 @@ def lync_checklist(
     for subject, targets in servers:
         ok, reason = _server_outcome([(shown, results[probe]) for shown, probe in targets])
         lines.append(CheckLine(GROUP_SERVERS, subject, ok, reason))
-    lines += certificate_lines(answers, now or timezone.now())
-    lines += edge_routing_lines(answers)
     return lines
 
 
 # --- What to probe ------------------------------------------------------------------------------
-
-
-def _endpoint(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ipaddress.ip_address(ip).version == 6 else f"{ip}:{port}"
 
 
 def _probe(ip: str, port: int, protocol: str) -> Probe:
@@ -151,17 +233,23 @@ def _protocols(item: dict[str, Any]) -> tuple[str, ...]:
     return ("udp",) if protocol == "udp" else ("tcp",)  # Layer 7 "tcp"/"http" are TCP
 
 
-def _listening(plan_: Plan, unavailable: str) -> list[tuple[str, Probe | None, str]]:
-    """(subject, probe, or None and the reason it is red without one) per VIP port."""
+def _listening(
+    plan_: Plan, unavailable: str, ip_of: Mapping[str, str]
+) -> list[tuple[str, Probe | None, str]]:
+    """(subject, probe, or None and the reason it is red without one) per VIP port. A
+    termination listens on its virtual service's address (``ip_of``: label → address)."""
     entries: list[tuple[str, Probe | None, str]] = []
     for item in plan_.layer7_services:
         for port in item["ports"]:
-            subject = f"{item['label']} {_endpoint(item['ip'], port)}"
+            subject = f"{item['label']} {format_address(item['ip'], port)}"
             entries.append((subject, _probe(item["ip"], port, "tcp"), ""))
-    ip_of = {item["label"]: item["ip"] for item in plan_.layer7_services}
     for item in plan_.terminations:
-        ip = ip_of[item["virtual_service"]]
-        subject = f"{item['label']} {_endpoint(ip, item['port'])}"
+        ip = ip_of.get(item["virtual_service"])
+        if ip is None:  # not in a document the import accepted: said rather than raised
+            reason = f"its virtual service {item['virtual_service']} does not exist"
+            entries.append((item["label"], None, reason))
+            continue
+        subject = f"{item['label']} {format_address(ip, item['port'])}"
         entries.append((subject, _probe(ip, item["port"], "tcp"), ""))
     no_ipvs = (
         f"Layer 4 services run in IPVS, which this host does not have ({unavailable.rstrip('.')})"
@@ -169,7 +257,8 @@ def _listening(plan_: Plan, unavailable: str) -> list[tuple[str, Probe | None, s
     for item in plan_.layer4_services:
         for port in item["ports"]:
             for protocol in _protocols(item):
-                subject = f"{item['label']} {_endpoint(item['ip'], port)}/{protocol.upper()}"
+                address = format_address(item["ip"], port)
+                subject = f"{item['label']} {address}/{protocol.upper()}"
                 if unavailable:
                     entries.append((subject, None, no_ipvs))
                 else:
@@ -269,19 +358,46 @@ def _pool_names(answers: LyncAnswers) -> list[tuple[str, str]]:
     return names
 
 
-def certificate_lines(answers: LyncAnswers, now: datetime) -> list[CheckLine]:
-    """Only on the cookie path (the appliance decrypts 4443 with this certificate) and only
-    when pool FQDNs were given: one line for the certificate itself, one per FQDN."""
-    label = answers.certificate_label
+def certificate_lines(
+    answers: LyncAnswers,
+    now: datetime,
+    *,
+    pool_certificates: Mapping[str, str | None] | None = None,
+) -> list[CheckLine]:
+    """Only on the cookie path (the appliance decrypts 4443 with the certificate) and only
+    when pool FQDNs were given: one line for each certificate, then one per FQDN it must
+    cover. ``pool_certificates``: the certificate each pool's termination uses now ("Front
+    End pool" → label); a pool without one is checked against the answers' certificate.
+    One query, however many certificates."""
     names = _pool_names(answers)
-    if answers.web_persistence != "cookie" or not label or not names:
+    if answers.web_persistence != "cookie" or not names:
         return []
+    chosen = {
+        pool: (pool_certificates or {}).get(pool) or answers.certificate_label for _, pool in names
+    }
+    labels = [label for label in dict.fromkeys(chosen.values()) if label]
+    if not labels:
+        return []
+    found = {
+        certificate.label: certificate
+        for certificate in SslCertificate.objects.filter(label__in=labels).only(
+            "label", "certificate_pem", "common_name", "sans", "not_before", "not_after"
+        )
+    }
+    lines: list[CheckLine] = []
+    for label in labels:
+        covered = [(fqdn, pool) for fqdn, pool in names if chosen[pool] == label]
+        lines += _certificate_lines(label, found.get(label), covered, now)
+    return lines
+
+
+def _certificate_lines(
+    label: str,
+    certificate: SslCertificate | None,
+    names: list[tuple[str, str]],
+    now: datetime,
+) -> list[CheckLine]:
     subject = f"certificate {label}"
-    certificate = (
-        SslCertificate.objects.filter(label=label)
-        .only("label", "certificate_pem", "common_name", "sans", "not_before", "not_after")
-        .first()
-    )
     if certificate is None:
         return [
             CheckLine(
@@ -383,7 +499,8 @@ def _external_outcome(route: Route | str) -> tuple[bool, str]:
 def edge_routing_lines(answers: LyncAnswers) -> list[CheckLine]:
     """One line per internal Edge server address (reached on-link or through a route of its
     own, not the default gateway) and per external Edge server address (on-link: the servers
-    use this appliance as their default gateway). Looks routes up; sends nothing."""
+    use this appliance as their default gateway), from the answers. Looks routes up; sends
+    nothing."""
     targets: list[tuple[str, str, bool]] = []  # (subject, address, internal)
     if answers.internal_edge is not None:
         for server in answers.internal_edge.servers:
@@ -394,6 +511,29 @@ def edge_routing_lines(answers: LyncAnswers) -> list[CheckLine]:
             addresses = [server.external_address(vip) for vip in vips]
             for address in dict.fromkeys(address for address in addresses if address):
                 targets.append((f"{server.label} {address} (external)", address, False))
+    return _routing_lines(targets)
+
+
+def configured_edge_routing_lines(layer4: Iterable[dict[str, Any]]) -> list[CheckLine]:
+    """The same lines for the Edge services' real servers as configured now (Layer 4 items
+    of the export document; services the planner does not make are not Edge services):
+    internal servers first, each server's addresses in the guide's order (Access, Web
+    Conferencing, A/V)."""
+    order = {label: n for n, (label, *_) in enumerate((*INTERNAL_EDGE, *EXTERNAL_EDGE))}
+    internal = {label for label, *_ in INTERNAL_EDGE}
+    found: dict[tuple[bool, str, str], None] = {}  # (internal, server label, address)
+    for item in sorted((i for i in layer4 if i["label"] in order), key=lambda i: order[i["label"]]):
+        for server in item["real_servers"]:
+            found[(item["label"] in internal, server["label"], server["ip"])] = None
+    targets = [
+        (f"{label} {address} ({'internal' if inside else 'external'})", address, inside)
+        for inside, label, address in sorted(found, key=lambda key: (not key[0], key[1]))
+    ]
+    return _routing_lines(targets)
+
+
+def _routing_lines(targets: list[tuple[str, str, bool]]) -> list[CheckLine]:
+    """(subject, address, internal) → a line each, from the route to the address."""
     routes = _routes(address for _, address, _ in targets)
     lines = []
     for subject, address, internal in targets:

@@ -5,6 +5,8 @@ running the wizard again changes only what differs, the deployment can be remove
 objects edited by hand since are flagged before the wizard overwrites them."""
 
 import copy
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,12 +16,14 @@ from lbadmin.models import (
     AuditEntry,
     ConfigRevision,
     ConfigState,
+    HaNode,
     LyncDeployment,
     SslCertificate,
     User,
 )
 from lbadmin.services.audit import audit_record
 from lbadmin.services.certificates import certificate_delete, certificate_usage
+from lbadmin.services.changes import config_write_lock
 from lbadmin.services.config import (
     config_apply_request,
     config_export,
@@ -73,6 +77,7 @@ class Preview:
     changes: list[Change] = field(default_factory=list)
     diff: str = ""  # haproxy.cfg, stunnel and keepalived.conf, now → after
     generation: int = 0  # the configuration this preview was made from
+    answers_digest: str = ""  # and the answers (answers_digest)
     document: dict[str, Any] | None = None  # the configuration after: what Create imports
     # STEP 1's settings as they are now (restored when the deployment is removed).
     settings_before: dict[str, Any] = field(default_factory=dict)
@@ -90,6 +95,14 @@ class WizardRefused(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+def answers_digest(answers: LyncAnswers | None) -> str:
+    """Names the answers a preview showed, so that Create applies those and no others."""
+    if answers is None:
+        return "remove"
+    text = json.dumps(answers_to_document(answers), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def deployment_current() -> LyncDeployment | None:
@@ -172,6 +185,7 @@ def wizard_preview(answers: LyncAnswers | None) -> Preview:
         changes=changes,
         diff=_diff(after),
         generation=generation,
+        answers_digest=answers_digest(answers),
         document=after,
         settings_before={name: current["layer7"]["settings"][name] for name in STEP1_SETTINGS},
     )
@@ -289,8 +303,25 @@ def _diff(after: dict[str, Any]) -> str:
     )
 
 
+def _refuse_on_the_slave() -> None:
+    """The slave's configuration comes from the master (the WebUI's middleware refuses the
+    pages; this covers every caller, `manage.py lync_wizard` included)."""
+    node = HaNode.load()
+    if node.role == HaNode.Role.SLAVE:
+        raise WizardRefused(
+            [
+                "This appliance is the slave of a clustered pair: run the wizard on the "
+                f"master {node.peer_ip}."
+            ]
+        )
+
+
 def _refuse_unless_allowed(
-    preview: Preview, *, overwrite_hand_edits: bool, expected_generation: int | None
+    preview: Preview,
+    *,
+    overwrite_hand_edits: bool,
+    expected_generation: int | None,
+    expected_answers: str | None,
 ) -> dict[str, Any]:
     """The configuration document to import, if the preview allows it."""
     if preview.blocked or preview.document is None:
@@ -298,6 +329,13 @@ def _refuse_unless_allowed(
     if expected_generation is not None and expected_generation != preview.generation:
         raise WizardRefused(
             ["The configuration changed since the preview: look at the preview again."]
+        )
+    if expected_answers is not None and expected_answers != preview.answers_digest:
+        raise WizardRefused(
+            [
+                "The answers changed since the preview (in another window?): look at the "
+                "preview again."
+            ]
         )
     if preview.overwrites and not overwrite_hand_edits:
         raise WizardRefused(
@@ -316,19 +354,21 @@ def wizard_apply(
     answers: LyncAnswers,
     overwrite_hand_edits: bool = False,
     expected_generation: int | None = None,
+    expected_answers: str | None = None,
     certificate_uploaded: str = "",
 ) -> ConfigRevision:
     """Create the deployment, or change it to these answers (all or nothing), then apply.
     WizardRefused (or the import's ImportRejected) when nothing was changed.
     ``certificate_uploaded``: the label of a certificate the wizard's own step uploaded."""
     with transaction.atomic():
-        ConfigState.load()
-        ConfigState.objects.select_for_update().get(pk=1)  # no other write in between
+        config_write_lock()  # no other write between the preview and the import
+        _refuse_on_the_slave()
         preview = wizard_preview(answers)
         document = _refuse_unless_allowed(
             preview,
             overwrite_hand_edits=overwrite_hand_edits,
             expected_generation=expected_generation,
+            expected_answers=expected_answers,
         )
         planned = plan(answers)
         deployment = deployment_current()
@@ -367,18 +407,20 @@ def wizard_remove(
     actor: User | None,
     overwrite_hand_edits: bool = False,
     expected_generation: int | None = None,
+    expected_answers: str | None = None,
 ) -> ConfigRevision:
     """Remove everything the deployment made (and only that), restore the Layer 7 timeouts
     it changed, delete the certificate its step uploaded if nothing else uses it, then
     apply."""
     with transaction.atomic():
-        ConfigState.load()
-        ConfigState.objects.select_for_update().get(pk=1)
+        config_write_lock()
+        _refuse_on_the_slave()
         preview = wizard_preview(None)
         document = _refuse_unless_allowed(
             preview,
             overwrite_hand_edits=overwrite_hand_edits,
             expected_generation=expected_generation,
+            expected_answers=expected_answers,
         )
         deployment = deployment_current()
         if deployment is None:  # the preview said so already; for the type checker

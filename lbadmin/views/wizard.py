@@ -5,6 +5,7 @@ changed before Create. With a deployment, the wizard starts from its answers and
 what differs; the deployment page also removes it."""
 
 import copy
+import re
 from typing import Any
 
 from django.contrib import messages
@@ -188,6 +189,7 @@ def _preview_step(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
                 answers=answers,
                 overwrite_hand_edits=request.POST.get("overwrite") == "on",
                 expected_generation=_generation(request),
+                expected_answers=request.POST.get("answers", ""),
                 certificate_uploaded=state.get("uploaded", ""),
             )
         except (WizardRefused, ImportRejected) as refused:
@@ -214,9 +216,11 @@ def _render_preview(request: HttpRequest, state: dict[str, Any], preview: Previe
     )
 
 
-def _generation(request: HttpRequest) -> int | None:
+def _generation(request: HttpRequest) -> int:
+    """The configuration generation the confirmed preview was made from (-1: none given,
+    which no configuration has)."""
     value = request.POST.get("generation", "")
-    return int(value) if value.isdigit() and len(value) < 19 else -1
+    return int(value) if re.fullmatch(r"[0-9]{1,18}", value) else -1
 
 
 @require_GET
@@ -248,6 +252,7 @@ def lync_remove(request: HttpRequest) -> HttpResponse:
                 actor=request.user,
                 overwrite_hand_edits=request.POST.get("overwrite") == "on",
                 expected_generation=_generation(request),
+                expected_answers=request.POST.get("answers", ""),
             )
         except (WizardRefused, ImportRejected) as refused:
             for problem in refused.problems:

@@ -4,7 +4,9 @@ The deployment is the guide's shape on loopback addresses (127.N.x.y, N in 200..
 real listeners, a listener that never completes a handshake and STUN responders for some
 VIPs and servers and nothing for others; the checklist's lines are compared whole. Routes are
 looked up in a network namespace routed like the guide's load balancer (a lookup sends
-nothing); certificates are real, made and uploaded as the appliance does.
+nothing); certificates are real, made and uploaded as the appliance does. Deployments are
+made by the wizard itself (``wizard_apply``: the apply it queues is not run, the listeners
+stand in for the daemons) and edited by hand through the ORM, as a page's save would.
 """
 
 from __future__ import annotations
@@ -22,23 +24,34 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from lbadmin.engines import probes
 from lbadmin.engines.certificates import make_self_signed, stunnel_pem
-from lbadmin.models import LyncDeployment, SslCertificate
+from lbadmin.models import (
+    L4RealServer,
+    LyncDeployment,
+    RealServer,
+    SslCertificate,
+    SslTermination,
+    VirtualService,
+)
 from lbadmin.services import lync_checks
 from lbadmin.services.certificates import certificate_csr_create, certificate_upload
+from lbadmin.services.changes import HAPROXY, KEEPALIVED, STUNNEL, config_changed
 from lbadmin.services.daemons import layer4_unavailable_reason
 from lbadmin.services.lync_checks import (
     CheckLine,
     certificate_identifiers,
     certificate_lines,
     certificate_name_covering,
+    deployment_checks,
     edge_routing_lines,
     lync_checklist,
 )
+from lbadmin.services.wizard import deployment_current, wizard_apply
 from lbadmin.wizard.answers import answers_to_document
 from lbadmin.wizard.lync import (
     EdgePart,

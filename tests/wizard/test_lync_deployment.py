@@ -1060,3 +1060,17 @@ def test_preview_queries_do_not_grow_with_the_servers(django_assert_max_num_quer
         assert {change.action for change in preview.changes} == {"keep"}
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_the_slave_of_a_pair_refuses_the_command_too():
+    """The WebUI's middleware refuses the slave's wizard pages; the command goes through the
+    same service, which refuses as well (the master's next push would undo it)."""
+    from lbadmin.models import HaNode
+
+    node = HaNode.load()
+    node.role, node.peer_ip = HaNode.Role.SLAVE, "192.0.2.1"
+    node.save()
+    before = state()
+    _, error = wizard_refused("--answers", str(EXAMPLE))
+    assert "slave of a clustered pair" in error and "192.0.2.1" in error
+    assert state() == before

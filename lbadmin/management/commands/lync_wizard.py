@@ -48,13 +48,16 @@ class Command(BaseCommand):
         try:
             if answers is None:
                 revision = wizard_remove(
-                    actor=None, overwrite_hand_edits=options["overwrite_hand_edits"]
+                    actor=None,
+                    overwrite_hand_edits=options["overwrite_hand_edits"],
+                    expected_generation=preview.generation,  # what was printed, or nothing
                 )
             else:
                 revision = wizard_apply(
                     actor=None,
                     answers=answers,
                     overwrite_hand_edits=options["overwrite_hand_edits"],
+                    expected_generation=preview.generation,
                 )
         except (WizardRefused, ImportRejected) as refused:
             raise CommandError(
