@@ -187,7 +187,9 @@ def test_lync_2010_cookie_path_with_the_pfx_uploaded_in_the_wizard(admin, tmp_pa
         "FePoolExtWebSvcs8081", "http", "MS-WSMAN",
     )  # fmt: skip
     assert all(server.reencrypt and server.port == 4443 for server in service.real_servers.all())
-    assert LyncDeployment.objects.get().certificates_uploaded == ["Lync-FE"]
+    assert LyncDeployment.objects.get().certificates_uploaded == [
+        {"label": "Lync-FE", "fingerprint": termination.certificate.fingerprint_sha256}
+    ]
 
     # Removing the deployment deletes what it made, the certificate it uploaded included.
     page = admin.get("/lbadmin/wizard/lync/remove/").content.decode()
@@ -293,3 +295,30 @@ def test_create_applies_the_answers_previewed_and_no_others(admin) -> None:
     assert response.status_code == 200 and "changed since the preview" in response.content.decode()
     assert create(admin).status_code == 302
     assert RealServer.objects.filter(label="FE-9").exists()
+
+
+def test_every_upload_of_one_wizard_run_is_the_deployments(admin) -> None:
+    """Two PFX uploads at step 3 (the first one, say, for the wrong pool): Create records
+    both, and removing the deployment deletes both."""
+    admin.get(START)
+    admin.post(step(1), {"version": "2010", "front_end": "on"})
+    admin.post(step(2), {key: value for key, value in ADDRESSES.items() if key.startswith("fe_")})
+    for label in ("Lync-A", "Lync-B"):
+        data, password = front_end_pfx()
+        response = admin.post(
+            step(3),
+            {"web_persistence": "cookie", "certificate_label": label,
+             "certificate_password": password,
+             "certificate_file": SimpleUploadedFile("fe.pfx", data)},
+        )  # fmt: skip
+        assert response["Location"] == step(4)
+        admin.get(START)  # starting over keeps the uploads on record
+        admin.post(step(1), {"version": "2010", "front_end": "on"})
+        admin.post(step(2), {k: v for k, v in ADDRESSES.items() if k.startswith("fe_")})
+    admin.post(step(3), {"web_persistence": "cookie", "certificate": "Lync-B"})
+    assert create(admin).status_code == 302
+    labels = [record["label"] for record in LyncDeployment.objects.get().certificates_uploaded]
+    assert labels == ["Lync-A", "Lync-B"]
+    page = admin.get("/lbadmin/wizard/lync/remove/").content.decode()
+    admin.post("/lbadmin/wizard/lync/remove/", confirmation(page))
+    assert not SslCertificate.objects.filter(label__in=["Lync-A", "Lync-B"]).exists()

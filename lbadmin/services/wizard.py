@@ -7,6 +7,7 @@ objects edited by hand since are flagged before the wizard overwrites them."""
 import copy
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -355,11 +356,11 @@ def wizard_apply(
     overwrite_hand_edits: bool = False,
     expected_generation: int | None = None,
     expected_answers: str | None = None,
-    certificate_uploaded: str = "",
+    certificates_uploaded: Sequence[dict[str, str]] = (),
 ) -> ConfigRevision:
     """Create the deployment, or change it to these answers (all or nothing), then apply.
     WizardRefused (or the import's ImportRejected) when nothing was changed.
-    ``certificate_uploaded``: the label of a certificate the wizard's own step uploaded."""
+    ``certificates_uploaded``: what the wizard's own step uploaded (``upload_record``)."""
     with transaction.atomic():
         config_write_lock()  # no other write between the preview and the import
         _refuse_on_the_slave()
@@ -386,11 +387,14 @@ def wizard_apply(
         deployment.answers = answers_to_document(answers)
         deployment.created_items = _planned(planned)
         deployment.layer7_settings = dict(planned.layer7_settings)
-        if certificate_uploaded and certificate_uploaded not in deployment.certificates_uploaded:
-            deployment.certificates_uploaded = [
-                *deployment.certificates_uploaded,
-                certificate_uploaded,
-            ]
+        deployment.certificates_uploaded = [
+            *deployment.certificates_uploaded,
+            *(
+                record
+                for record in certificates_uploaded
+                if record not in deployment.certificates_uploaded
+            ),
+        ]
         deployment.updated_by = actor if actor is not None and actor.pk else None
         deployment.save()
         audit_record(
@@ -433,9 +437,7 @@ def wizard_remove(
         )
         uploaded = deployment.certificates_uploaded
         deployment.delete()
-        for certificate in SslCertificate.objects.filter(label__in=uploaded):
-            if not certificate_usage(certificate):
-                certificate_delete(actor=actor, certificate=certificate)
+        wizard_forget_uploads(actor=actor, uploads=uploaded)
         audit_record(
             action=AuditEntry.Action.CONFIG_DELETED,
             actor=actor,
@@ -443,6 +445,23 @@ def wizard_remove(
             detail=_audit_detail(preview),
         )
     return config_apply_request(actor=actor)
+
+
+def upload_record(certificate: SslCertificate) -> dict[str, str]:
+    """How the wizard remembers a certificate its step uploaded: the label and the
+    fingerprint, so that a later certificate under the same label is never taken for it."""
+    return {"label": certificate.label, "fingerprint": certificate.fingerprint_sha256}
+
+
+def wizard_forget_uploads(*, actor: User | None, uploads: Iterable[dict[str, str]]) -> None:
+    """Delete the certificates the wizard uploaded that nothing uses (the deployment is
+    removed, or the answers they were uploaded for were abandoned)."""
+    for record in uploads:
+        certificate = SslCertificate.objects.filter(
+            label=record["label"], fingerprint_sha256=record["fingerprint"]
+        ).first()
+        if certificate is not None and not certificate_usage(certificate):
+            certificate_delete(actor=actor, certificate=certificate)
 
 
 def _audit_detail(preview: Preview) -> dict[str, Any]:

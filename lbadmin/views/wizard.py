@@ -25,6 +25,7 @@ from lbadmin.services.wizard import (
     Preview,
     WizardRefused,
     deployment_current,
+    upload_record,
     wizard_apply,
     wizard_preview,
     wizard_remove,
@@ -45,12 +46,13 @@ STEP_TITLES = {
 
 
 def _state(request: HttpRequest) -> dict[str, Any]:
-    """{"answers": document, "saved": parts switched off (to give back), "uploaded": label}"""
+    """{"answers": document, "saved": parts switched off (to give back), "uploaded": the
+    certificates step 3 uploaded (lbadmin.services.wizard.upload_record)}"""
     state = request.session.get(SESSION_KEY)
     if state is None:
         deployment = deployment_current()
         answers = deployment.answers if deployment else GUIDE_DEFAULTS
-        state = {"answers": copy.deepcopy(answers), "saved": {}, "uploaded": ""}
+        state = {"answers": copy.deepcopy(answers), "saved": {}, "uploaded": []}
         request.session[SESSION_KEY] = state
     return state
 
@@ -97,9 +99,13 @@ def lync(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def lync_start(request: HttpRequest) -> HttpResponse:
-    """Start over: from the deployment's answers, or from the guide's."""
-    request.session.pop(SESSION_KEY, None)
-    _state(request)
+    """Start over: from the deployment's answers, or from the guide's. Certificates step 3
+    uploaded stay on record, so that the next Create makes them the deployment's (and its
+    removal deletes them); never a write on a GET."""
+    abandoned = request.session.pop(SESSION_KEY, None) or {}
+    state = _state(request)
+    state["uploaded"] = list(abandoned.get("uploaded") or [])
+    _save(request, state)
     return redirect(_step_url(1))
 
 
@@ -171,7 +177,7 @@ def _persistence(request: HttpRequest, form: PersistenceForm, state: dict[str, A
             form.add_error("certificate_file", str(error))
             return
         document["certificate"] = certificate.label
-        state["uploaded"] = certificate.label
+        state["uploaded"] = [*state["uploaded"], upload_record(certificate)]
     else:
         document["certificate"] = data["certificate"].label
 
@@ -190,7 +196,7 @@ def _preview_step(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
                 overwrite_hand_edits=request.POST.get("overwrite") == "on",
                 expected_generation=_generation(request),
                 expected_answers=request.POST.get("answers", ""),
-                certificate_uploaded=state.get("uploaded", ""),
+                certificates_uploaded=state["uploaded"],
             )
         except (WizardRefused, ImportRejected) as refused:
             for problem in refused.problems:

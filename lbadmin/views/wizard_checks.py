@@ -1,5 +1,6 @@
 """The Setup Wizard for Lync's post-apply checklist: after Create and apply, probe from the
-appliance that the deployment answers as the guide needs, one green or red line each.
+appliance that the deployment, as it is configured now, answers as the guide needs, one green
+or red line each.
 
 GET runs the checks (they change nothing); "Run the checks again" asks htmx for the table
 alone, or, without JavaScript, simply loads the page again.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import timedelta
@@ -52,7 +52,6 @@ from lbadmin.services.lync_checks import (
     lync_checklist,
 )
 from lbadmin.services.wizard import deployment_current, wizard_apply
-from lbadmin.wizard.answers import answers_to_document
 from lbadmin.wizard.lync import (
     EdgePart,
     ExternalEdgePart,
@@ -447,19 +446,25 @@ def test_certificate_lines_missing_pending_expired_and_common_name(guide: Guide)
 BASE_QUERIES = 8
 
 
-def small_deployment(guide: Guide) -> LyncDeployment:
+def small_answers(guide: Guide) -> LyncAnswers:
     """Lync 2013, the Front End pool only: 8 VIP ports and FE-1 on 3 services."""
-    answers = guide.answers(
+    return guide.answers(
         version="2013", web_persistence="none", certificate_label=None, internal_edge=None,
         external_edge=None,
         front_end=FrontEndPart(guide.fe_vip, guide.fe_web, (Server("FE-1", guide.fe1),)),
     )  # fmt: skip
-    return LyncDeployment.objects.create(
-        answers=answers_to_document(answers),
-        created_items={},
-        layer7_settings={},
-        layer7_settings_before={},
-    )
+
+
+def deploy(answers: LyncAnswers) -> LyncDeployment:
+    """Create and apply, as the wizard's last step does (the queued apply is not run)."""
+    wizard_apply(actor=None, answers=answers)
+    deployment = deployment_current()
+    assert deployment is not None
+    return deployment
+
+
+def small_deployment(guide: Guide) -> LyncDeployment:
+    return deploy(small_answers(guide))
 
 
 @pytest.mark.django_db
@@ -504,21 +509,19 @@ def test_the_page_lists_every_line_and_reruns_with_htmx(admin, guide: Guide) -> 
 
 
 @pytest.mark.django_db
-def test_the_page_costs_one_query_more_than_any_page(
+def test_the_page_costs_a_fixed_number_of_queries(
     admin, guide: Guide, django_assert_max_num_queries
 ) -> None:
-    """The deployment, and the certificate on the cookie path: never a query per line (the
-    guide's whole shape here: 54 lines); the rest is what every page costs."""
+    """Never a query per line (the guide's whole shape here: 54 lines): the deployment, the
+    configuration as it is now (config_export: 8 queries whatever its size — the Layer 7
+    settings, servers and services, the certificates, the terminations, the Layer 4 servers
+    and services, the HA settings) and the certificate on the cookie path; the rest is what
+    every page costs."""
     upload(sans=["*.robtest.com"])
-    LyncDeployment.objects.create(
-        answers=answers_to_document(guide.answers()),
-        created_items={},
-        layer7_settings={},
-        layer7_settings_before={},
-    )
+    deploy(guide.answers())
     url = reverse("lbadmin:wizard_lync_checks")
     admin.get(url)  # the first request creates the singletons (HA role, configuration state)
-    with django_assert_max_num_queries(BASE_QUERIES + 2):
+    with django_assert_max_num_queries(BASE_QUERIES + 1 + 8 + 1):
         page = admin.get(url).content.decode()
     assert page.count('class="status-cell"') == 54
 
@@ -541,3 +544,136 @@ def test_the_page_says_when_the_recorded_answers_cannot_be_checked(admin) -> Non
     )
     page = admin.get(reverse("lbadmin:wizard_lync_checks")).content.decode()
     assert 'id="checks-problem"' in page and "bogus: unknown key." in page
+
+
+# --- The configuration as it is now -------------------------------------------------------------
+
+
+def mentions(lines: Iterable[CheckLine], ip: str) -> list[CheckLine]:
+    pattern = re.compile(re.escape(ip) + r"(?![\d])")
+    return [line for line in lines if pattern.search(line.subject) or pattern.search(line.reason)]
+
+
+@pytest.mark.django_db
+def test_the_checks_probe_what_is_configured_after_a_hand_edit(guide: Guide) -> None:
+    """FE-1 and EDGE-2's external address moved by hand after Create: the checks probe (and
+    look the route up for) the new addresses and send nothing to the old ones."""
+    g = guide
+    edges = (
+        Server("EDGE-1", g.edge1, external_ip=g.edge1_ext),
+        Server("EDGE-2", g.edge2, external_ip=g.edge2_ext),
+    )
+    answers = replace(
+        small_answers(g), external_edge=ExternalEdgePart(g.access, g.webconf, g.av, edges)
+    )
+    deploy(answers)
+    fe1_moved, edge2_moved = g.fe1.replace(".11.31", ".11.41"), g.edge2_ext.replace(".11", ".41")
+    with transaction.atomic():  # as the Real Server pages save, in every service
+        assert RealServer.objects.filter(label="FE-1", ip=g.fe1).update(ip=fe1_moved) == 3
+        moved = L4RealServer.objects.filter(label="EDGE-2", ip=g.edge2_ext).update(ip=edge2_moved)
+        assert moved == 6
+        config_changed((HAPROXY, KEEPALIVED))
+
+    with ExitStack() as stack:
+        for port in (8080, 4443):
+            stack.enter_context(listen_tcp(fe1_moved, port))
+        old = stack.enter_context(listen_tcp(g.fe1, 8080))
+        old_stun = stack.enter_context(StunResponder(g.edge2_ext, 3478))
+        stack.enter_context(StunResponder(edge2_moved, 3478))
+        checks = deployment_checks(timeout_s=TIMEOUT)
+        old.setblocking(False)
+        with pytest.raises(BlockingIOError):  # nothing connected to the old address
+            old.accept()
+        assert old_stun.requests == []
+
+    assert checks is not None and checks.problem == ""
+    lines = list(checks.lines)
+    assert mentions(lines, g.fe1) == [] and mentions(lines, g.edge2_ext) == []
+    shown = normal(lines)
+    for service, port in (("FePoolExtWebSvcs8080", 8080), ("FePoolExtWebSvcs4443", 4443)):
+        assert (SERVERS, f"{service} → FE-1 {fe1_moved}", True, f"answers on {port}: "
+                "connected in N ms") in shown  # fmt: skip
+    pool = [line for line in shown if line[1] == f"FrontEndPool → FE-1 {fe1_moved}"]
+    assert len(pool) == 1 and not pool[0][2]  # probed there (nothing listens on 135 …)
+    stun = "STUN Binding Success Response in N ms (mapped address 127.0.0.1:P)"
+    assert (SERVERS, f"ExtEdgeAv3478 → EDGE-2 {edge2_moved}", True,
+            f"answers on 3478/UDP: {stun}") in shown  # fmt: skip
+    local = "an address of this appliance on lo: the Edge server must be another host"
+    assert [line for line in shown if line[0] == ROUTING] == [
+        (ROUTING, f"EDGE-1 {g.edge1_ext} (external)", False, local),
+        (ROUTING, f"EDGE-2 {edge2_moved} (external)", False, local),
+    ]
+    assert not [line for line in lines if "deleted by hand" in line.reason]
+
+
+@pytest.mark.django_db
+def test_a_service_deleted_by_hand_is_a_red_line_not_probed(guide: Guide) -> None:
+    deploy(small_answers(guide))
+    with transaction.atomic():
+        VirtualService.objects.filter(label="FePoolExtWebSvcs8080").delete()
+        config_changed((HAPROXY,))
+    with listen_tcp(guide.fe_web, 8080):
+        checks = deployment_checks(timeout_s=TIMEOUT)
+    assert checks is not None
+    lines = normal(list(checks.lines))
+    assert lines[0] == (
+        LISTENING, "FePoolExtWebSvcs8080", False,
+        "this virtual service was deleted by hand since the wizard made it: run the wizard to "
+        "re-create it",
+    )  # fmt: skip
+    assert not [line for line in lines[1:] if line[1].startswith("FePoolExtWebSvcs8080")]
+    assert [line[1] for line in lines[1:]] == [
+        f"FePoolExtWebSvcs4443 {guide.fe_web}:4443",
+        *(f"FrontEndPool {guide.fe_vip}:{port}" for port in (135, 443, 444, 5061, 5065, 5069)),
+        f"FePoolExtWebSvcs4443 → FE-1 {guide.fe1}",
+        f"FrontEndPool → FE-1 {guide.fe1}",
+    ]
+
+
+@pytest.mark.django_db
+def test_the_certificate_checked_is_the_one_the_termination_uses_now(guide: Guide) -> None:
+    """The termination moved by hand to another certificate: that one is checked. Once it
+    is deleted by hand, the answers' certificate (what the wizard would make it with)."""
+    upload(sans=["lyncweb.robtest.com"])
+    upload("Other-cert", common_name="other.robtest.com", sans=["*.robtest.com"])
+    answers = replace(
+        small_answers(guide),
+        web_persistence="cookie",
+        certificate_label="FE-cert",
+        front_end=replace(small_answers(guide).front_end, fqdns=FQDNS[:2]),
+    )
+    deploy(answers)
+    other = SslCertificate.objects.get(label="Other-cert")  # the import made it again
+    with transaction.atomic():
+        SslTermination.objects.filter(label="SSL-FePoolExtWebSvcs4443").update(certificate=other)
+        config_changed((STUNNEL,))
+
+    def certificate(checks) -> list[tuple[str, bool, str]]:
+        return [(line.subject, line.ok, line.reason) for line in checks.lines
+                if line.group == CERTIFICATE][1:]  # fmt: skip
+
+    checks = deployment_checks(timeout_s=TIMEOUT)
+    assert next(line.subject for line in checks.lines if line.group == CERTIFICATE) == (
+        "certificate Other-cert"
+    )
+    assert certificate(checks) == [
+        ("pool1.robtest.com (Front End pool)", True, "covered by the SAN *.robtest.com"),
+        ("lyncweb.robtest.com (Front End pool)", True, "covered by the SAN *.robtest.com"),
+    ]
+
+    with transaction.atomic():
+        SslTermination.objects.filter(label="SSL-FePoolExtWebSvcs4443").delete()
+        config_changed((STUNNEL,))
+    checks = deployment_checks(timeout_s=TIMEOUT)
+    assert checks.lines[0] == CheckLine(
+        LISTENING, "SSL-FePoolExtWebSvcs4443", False,
+        "this SSL termination was deleted by hand since the wizard made it: run the wizard "
+        "to re-create it",
+    )  # fmt: skip
+    assert next(line.subject for line in checks.lines if line.group == CERTIFICATE) == (
+        "certificate FE-cert"
+    )
+    assert certificate(checks) == [
+        ("pool1.robtest.com (Front End pool)", True, "covered by the SAN pool1.robtest.com"),
+        ("lyncweb.robtest.com (Front End pool)", True, "covered by the SAN lyncweb.robtest.com"),
+    ]

@@ -40,6 +40,7 @@ from lbadmin.services.wizard import (
     Change,
     WizardRefused,
     deployment_current,
+    upload_record,
     wizard_apply,
     wizard_preview,
     wizard_remove,
@@ -552,14 +553,18 @@ def test_remove_keeps_timeouts_edited_by_hand_since(tmp_path):
 def test_remove_deletes_the_uploaded_certificate_only_if_unused():
     uploaded_certificate("FE-cert")
     answers = answers_from_document(cookie_2010("FE-cert"))
-    wizard_apply(actor=None, answers=answers, certificate_uploaded="FE-cert")
-    assert deployment_current().certificates_uploaded == ["FE-cert"]
+    wizard_apply(
+        actor=None,
+        answers=answers,
+        certificates_uploaded=[upload_record(SslCertificate.objects.get(label="FE-cert"))],
+    )
+    assert [record["label"] for record in deployment_current().certificates_uploaded] == ["FE-cert"]
     assert set(
         SslCertificate.objects.get(label="FE-cert").terminations.values_list("label", flat=True)
     ) == set(TERMINATIONS_COOKIE)
     # A re-run by the command (no upload) keeps what the wizard uploaded on record.
     wizard_apply(actor=None, answers=answers)
-    assert deployment_current().certificates_uploaded == ["FE-cert"]
+    assert [record["label"] for record in deployment_current().certificates_uploaded] == ["FE-cert"]
 
     wizard_remove(actor=None)
 
@@ -568,7 +573,11 @@ def test_remove_deletes_the_uploaded_certificate_only_if_unused():
 
     # Used by the administrator's own termination as well: it stays, and so does theirs.
     uploaded_certificate("FE-cert")
-    wizard_apply(actor=None, answers=answers, certificate_uploaded="FE-cert")
+    wizard_apply(
+        actor=None,
+        answers=answers,
+        certificates_uploaded=[upload_record(SslCertificate.objects.get(label="FE-cert"))],
+    )
     add_by_hand(
         layer7=[hand_l7("Intranet", "192.168.30.10", [80], "http")],
         terminations=[hand_termination("SSL-Intranet", "Intranet", 443, "FE-cert")],
@@ -584,16 +593,19 @@ def test_every_certificate_the_wizard_uploaded_goes_with_the_deployment():
     wizard_apply(
         actor=None,
         answers=answers_from_document(cookie_2010("FE-cert")),
-        certificate_uploaded="FE-cert",
+        certificates_uploaded=[upload_record(SslCertificate.objects.get(label="FE-cert"))],
     )
     uploaded_certificate("FE-cert-2")
     wizard_apply(
         actor=None,
         answers=answers_from_document(cookie_2010("FE-cert-2")),
-        certificate_uploaded="FE-cert-2",
+        certificates_uploaded=[upload_record(SslCertificate.objects.get(label="FE-cert-2"))],
         overwrite_hand_edits=False,
     )
-    assert deployment_current().certificates_uploaded == ["FE-cert", "FE-cert-2"]
+    assert [record["label"] for record in deployment_current().certificates_uploaded] == [
+        "FE-cert",
+        "FE-cert-2",
+    ]
     wizard_remove(actor=None)
     assert not SslCertificate.objects.filter(label__in=["FE-cert", "FE-cert-2"]).exists()
 
@@ -1074,3 +1086,15 @@ def test_the_slave_of_a_pair_refuses_the_command_too():
     _, error = wizard_refused("--answers", str(EXAMPLE))
     assert "slave of a clustered pair" in error and "192.0.2.1" in error
     assert state() == before
+
+
+def test_removal_never_deletes_a_later_certificate_under_an_uploaded_label():
+    """The wizard remembers its uploads by label and fingerprint."""
+    record = upload_record(uploaded_certificate("FE-cert"))
+    answers = answers_from_document(example())  # no termination: the certificate is unused
+    wizard_apply(actor=None, answers=answers, certificates_uploaded=[record])
+    SslCertificate.objects.filter(label="FE-cert").delete()
+    replacement = uploaded_certificate("FE-cert")  # the administrator's own, same label
+    assert replacement.fingerprint_sha256 != record["fingerprint"]
+    wizard_remove(actor=None)
+    assert SslCertificate.objects.filter(label="FE-cert").exists()
