@@ -14,7 +14,7 @@ import difflib
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -628,21 +628,11 @@ def config_import(
     Every value goes through the same forms (and so the same allowlists) as the WebUI; if
     anything is wrong the transaction is rolled back and ImportRejected lists every problem.
     """
-    from lbadmin.forms.l7 import L7SettingsForm, RealServerForm, VirtualServiceForm
-
     _check_envelope(document)
     layer7 = document["layer7"]
     problems: list[str] = []
     with transaction.atomic():
-        # A rollback must not undo a drain or a halt, nor cancel a "drain, then halt".
-        kept_states = admin_states()
-        kept_l4_states = l4_admin_states()
-        halt_after = {
-            (service, server): when
-            for service, server, when in RealServer.objects.filter(
-                halt_after__isnull=False
-            ).values_list("virtual_service__label", "label", "halt_after")
-        }
+        kept = _kept_states()
         SslTermination.objects.all().delete()
         L4VirtualService.objects.all().delete()  # and their real servers
         RealServer.objects.all().delete()
@@ -655,45 +645,12 @@ def config_import(
         replaced.delete()
         for index, item in enumerate(document["ssl"]["certificates"]):
             problems += certificate_import(item, where=f"ssl.certificates[{index}]")
-        settings = L7Settings.load()
-        form = L7SettingsForm(
-            form_data(layer7["settings"], _SETTINGS_KEYS, "settings", problems),
-            instance=settings,
-        )
-        if form.is_valid():
-            for name, value in form.values().items():
-                setattr(settings, name, value)
-            settings.save()
-        else:
-            problems += form_problems("settings", form)
-        for index, item in enumerate(layer7["virtual_services"]):
-            where = f"virtual_services[{index}]"
-            data = form_data(item, _SERVICE_KEYS, where, problems)
-            service_form = VirtualServiceForm(data)
-            if not service_form.is_valid():
-                problems += form_problems(f"{where} ({label_of(item)})", service_form)
-                continue
-            service = VirtualService.objects.create(**service_form.values())
-            for number, server in enumerate(item.get("real_servers") or []):
-                server_where = f"{where}.real_servers[{number}]"
-                server_form = RealServerForm(
-                    form_data(server, _SERVER_KEYS, server_where, problems),
-                    virtual_service=service,
-                )
-                if server_form.is_valid():
-                    values = server_form.values()
-                    key = (service.label, values["label"])
-                    values["admin_state"] = kept_states.get(key, AdminState.ONLINE)
-                    values["halt_after"] = halt_after.get(key)
-                    server = RealServer.objects.create(virtual_service=service, **values)
-                    if server.halt_after is not None:
-                        _resume_drain_then_halt(server.pk)
-                else:
-                    problems += form_problems(server_where, server_form)
+        problems += _import_settings(layer7["settings"])
+        problems += _import_layer7(layer7["virtual_services"], kept)
         if not problems:  # terminations refer to services and certificates by label
             problems += _import_terminations(document["ssl"]["terminations"])
         if not problems:  # Layer 4 addresses are checked against Layer 7 and terminations
-            problems += l4_import(document["layer4"]["virtual_services"], kept_l4_states)
+            problems += l4_import(document["layer4"]["virtual_services"], kept.layer4)
         problems += ha_settings_import(document["ha"])
         if problems:
             transaction.set_rollback(True)
@@ -707,6 +664,148 @@ def config_import(
             )
     if problems:
         raise ImportRejected(problems)
+
+
+# The sections config_merge changes, by the export document's items.
+MergeSections = Mapping[str, Sequence[Any]]  # "layer7" | "terminations" | "layer4" -> ...
+
+
+def config_merge(
+    *,
+    actor: User | None,
+    reason: str,
+    remove: MergeSections,
+    add: MergeSections,
+    settings: Mapping[str, Any] | None = None,
+) -> None:
+    """Change part of the cluster configuration in one transaction: delete the objects
+    ``remove`` names (labels per section: "layer7", "terminations", "layer4"), then create
+    ``add``'s items and change the named Layer 7 ``settings``, through the same forms as
+    config_import. Everything else stays as it is, ids included, and the cost follows the
+    objects changed, not the size of the configuration. A termination that is kept but
+    points at a service being replaced is re-created on the new one. ImportRejected lists
+    every problem; nothing changes then."""
+    problems: list[str] = []
+    gone = {
+        section: set(remove.get(section, ())) for section in ("layer7", "terminations", "layer4")
+    }
+    with transaction.atomic():
+        kept = _kept_states()
+        carried = [
+            item
+            for item in _terminations_export()
+            if item["virtual_service"] in gone["layer7"]
+            and item["label"] not in gone["terminations"]
+        ]
+        SslTermination.objects.filter(
+            label__in=gone["terminations"] | {item["label"] for item in carried}
+        ).delete()
+        L4VirtualService.objects.filter(label__in=gone["layer4"]).delete()
+        RealServer.objects.filter(virtual_service__label__in=gone["layer7"]).delete()
+        VirtualService.objects.filter(label__in=gone["layer7"]).delete()
+        if settings:
+            current = L7Settings.load()
+            values = {name: getattr(current, name) for name in _SETTINGS_KEYS_IN_ORDER}
+            problems += _import_settings({**values, **settings})
+        problems += _import_layer7(add.get("layer7", ()), kept)
+        if not problems:
+            problems += _import_terminations([*carried, *add.get("terminations", ())])
+        if not problems:
+            problems += l4_import(list(add.get("layer4", ())), kept.layer4)
+        if problems:
+            transaction.set_rollback(True)
+        else:
+            touched = {
+                HAPROXY: bool(gone["layer7"] or add.get("layer7") or settings)
+                or bool(gone["terminations"] or add.get("terminations")),
+                STUNNEL: bool(gone["terminations"] or add.get("terminations") or carried),
+                KEEPALIVED: bool(gone["layer4"] or add.get("layer4")),
+            }
+            config_changed(engine for engine, changed in touched.items() if changed)
+            audit_record(
+                action=AuditEntry.Action.CONFIG_UPDATED,
+                actor=actor,
+                target=reason,
+                detail={
+                    "removed": {section: sorted(labels) for section, labels in gone.items()},
+                    "added": {
+                        section: [label_of(item) for item in items]
+                        for section, items in add.items()
+                    },
+                },
+            )
+    if problems:
+        raise ImportRejected(problems)
+
+
+@dataclass(frozen=True)
+class _KeptStates:
+    """What an import keeps from the objects it replaces: drain/halt set on System Overview,
+    and the deadline of a "drain, then halt" (a rollback must not undo nor cancel them)."""
+
+    layer7: AdminStates
+    layer4: AdminStates
+    halt_after: dict[tuple[str, str], Any]
+
+
+def _kept_states() -> _KeptStates:
+    return _KeptStates(
+        layer7=admin_states(),
+        layer4=l4_admin_states(),
+        halt_after={
+            (service, server): when
+            for service, server, when in RealServer.objects.filter(
+                halt_after__isnull=False
+            ).values_list("virtual_service__label", "label", "halt_after")
+        },
+    )
+
+
+def _import_settings(item: Any) -> list[str]:
+    from lbadmin.forms.l7 import L7SettingsForm
+
+    problems: list[str] = []
+    settings = L7Settings.load()
+    form = L7SettingsForm(form_data(item, _SETTINGS_KEYS, "settings", problems), instance=settings)
+    if form.is_valid():
+        for name, value in form.values().items():
+            setattr(settings, name, value)
+        settings.save()
+    else:
+        problems += form_problems("settings", form)
+    return problems
+
+
+def _import_layer7(items: Sequence[Any], kept: _KeptStates) -> list[str]:
+    """Create Layer 7 services and their real servers through the WebUI's forms."""
+    from lbadmin.forms.l7 import RealServerForm, VirtualServiceForm
+
+    problems: list[str] = []
+    for index, item in enumerate(items):
+        where = f"virtual_services[{index}]"
+        data = form_data(item, _SERVICE_KEYS, where, problems)
+        service_form = VirtualServiceForm(data)
+        if not service_form.is_valid():
+            problems += form_problems(f"{where} ({label_of(item)})", service_form)
+            continue
+        service = VirtualService.objects.create(**service_form.values())
+        for number, server in enumerate(item.get("real_servers") or []):
+            server_where = f"{where}.real_servers[{number}]"
+            server_form = RealServerForm(
+                form_data(server, _SERVER_KEYS, server_where, problems),
+                virtual_service=service,
+            )
+            if server_form.is_valid():
+                values = server_form.values()
+                key = (service.label, values["label"])
+                values["admin_state"] = kept.layer7.get(key, AdminState.ONLINE)
+                values["halt_after"] = kept.halt_after.get(key)
+                server = RealServer.objects.create(virtual_service=service, **values)
+                if server.halt_after is not None:
+                    _resume_drain_then_halt(server.pk)
+            else:
+                problems += form_problems(server_where, server_form)
+    return problems
 
 
 def _import_terminations(items: list[Any]) -> list[str]:
