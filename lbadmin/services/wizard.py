@@ -28,7 +28,7 @@ from lbadmin.services.changes import config_write_lock
 from lbadmin.services.config import (
     config_apply_request,
     config_export,
-    config_import,
+    config_merge,
     current_states,
     render_current,
     render_document,
@@ -50,6 +50,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("terminations", "SSL termination"),
     ("layer4", "Layer 4 virtual service"),
 )
+_SECTION_OF = {kind: section for section, kind in SECTIONS}
 SETTINGS_LABEL = "Layer 7 timeouts (STEP 1)"
 
 Action = Literal["create", "change", "keep", "remove"]
@@ -375,13 +376,7 @@ def wizard_apply(
         deployment = deployment_current()
         # A re-run that changes no object writes none: the configuration does not become
         # pending (the answers may still differ, say a pool's FQDNs, and are recorded).
-        if deployment is None or any(change.action != "keep" for change in preview.changes):
-            config_import(
-                actor=actor,
-                document=document,
-                reason="Setup Wizard for Lync",
-                keep_other_certificates=True,
-            )
+        _merge(actor=actor, reason="Setup Wizard for Lync", preview=preview, document=document)
         if deployment is None:
             deployment = LyncDeployment(layer7_settings_before=preview.settings_before)
         deployment.answers = answers_to_document(answers)
@@ -429,11 +424,11 @@ def wizard_remove(
         deployment = deployment_current()
         if deployment is None:  # the preview said so already; for the type checker
             raise WizardRefused(["There is no Lync deployment to remove."])
-        config_import(
+        _merge(
             actor=actor,
-            document=document,
             reason="Setup Wizard for Lync: remove the deployment",
-            keep_other_certificates=True,
+            preview=preview,
+            document=document,
         )
         uploaded = deployment.certificates_uploaded
         deployment.delete()
@@ -445,6 +440,29 @@ def wizard_remove(
             detail=_audit_detail(preview),
         )
     return config_apply_request(actor=actor)
+
+
+def _merge(*, actor: User | None, reason: str, preview: Preview, document: dict[str, Any]) -> None:
+    """Write what the preview shows and nothing else: the objects it creates, changes or
+    removes (a change replaces the object), and STEP 1's settings. The administrator's own
+    objects are not touched, and the cost follows the deployment, not the configuration."""
+    wanted = _planned(preview.plan)
+    remove: dict[str, list[str]] = {}
+    add: dict[str, list[dict[str, Any]]] = {}
+    settings = None
+    for change in preview.changes:
+        if change.kind == "settings":
+            if change.action == "change":
+                after = document["layer7"]["settings"]
+                settings = {name: after[name] for name in STEP1_SETTINGS}
+            continue
+        section = _SECTION_OF[change.kind]
+        if change.action in ("change", "remove"):
+            remove.setdefault(section, []).append(change.label)
+        if change.action in ("create", "change"):
+            add.setdefault(section, []).append(wanted[section][change.label])
+    if remove or add or settings:
+        config_merge(actor=actor, reason=reason, remove=remove, add=add, settings=settings)
 
 
 def upload_record(certificate: SslCertificate) -> dict[str, str]:

@@ -32,6 +32,8 @@ from lbadmin.models import (
     LyncDeployment,
     RealServer,
     SslCertificate,
+    SslTermination,
+    VirtualService,
 )
 from lbadmin.services import l4, l7
 from lbadmin.services.certificates import certificate_default_ensure, certificate_upload
@@ -1098,3 +1100,52 @@ def test_removal_never_deletes_a_later_certificate_under_an_uploaded_label():
     assert replacement.fingerprint_sha256 != record["fingerprint"]
     wizard_remove(actor=None)
     assert SslCertificate.objects.filter(label="FE-cert").exists()
+
+
+# --- The wizard writes only its own objects ----------------------------------------------------
+
+
+def test_the_administrators_objects_are_never_rewritten():
+    """Create, re-run and remove change the wizard's objects only: the administrator's keep
+    their rows (ids), and so do the wizard's objects a re-run leaves as they are."""
+    uploaded_certificate("Intranet-cert")
+    add_by_hand(
+        layer7=[hand_l7("Intranet", "192.168.30.10", [80], "http")],
+        terminations=[hand_termination("SSL-Intranet", "Intranet", 443, "Intranet-cert")],
+    )
+    ids = lambda: (  # noqa: E731
+        VirtualService.objects.get(label="Intranet").pk,
+        RealServer.objects.get(virtual_service__label="Intranet").pk,
+        SslTermination.objects.get(label="SSL-Intranet").pk,
+        SslCertificate.objects.get(label="Intranet-cert").pk,
+    )
+    mine = ids()
+    wizard_apply(actor=None, answers=answers_from_document(example()))
+    assert ids() == mine
+    director = VirtualService.objects.get(label="DirectorPool").pk
+    fe = VirtualService.objects.get(label="FrontEndPool").pk
+    more = with_fe(example(), ("FE-1", "192.168.10.31"), ("FE-2", "192.168.10.32"),
+                   ("FE-3", "192.168.10.33"))  # fmt: skip
+    wizard_apply(actor=None, answers=answers_from_document(more))
+    assert ids() == mine
+    assert VirtualService.objects.get(label="DirectorPool").pk == director  # kept: untouched
+    assert VirtualService.objects.get(label="FrontEndPool").pk != fe  # changed: replaced
+    wizard_remove(actor=None)
+    assert ids() == mine
+
+
+def test_a_termination_made_by_hand_on_a_wizard_service_follows_it():
+    """The administrator's SSL termination on a service the wizard then changes is made
+    again on the new service (the same values, through the same form)."""
+    uploaded_certificate("FE-cert")
+    answers = answers_from_document(cookie_2010("FE-cert"))
+    wizard_apply(actor=None, answers=answers)
+    add_by_hand(terminations=[hand_termination("SSL-Web8443", "FePoolExtWebSvcs8080", 8443,
+                                               "FE-cert")])  # fmt: skip
+    more = with_fe(cookie_2010("FE-cert"), ("FE-1", "192.168.10.31"), ("FE-9", "192.168.10.39"))
+    wizard_apply(actor=None, answers=answers_from_document(more))
+    termination = SslTermination.objects.get(label="SSL-Web8443")
+    assert termination.virtual_service.label == "FePoolExtWebSvcs8080"
+    servers = termination.virtual_service.real_servers.values_list("label", flat=True)
+    assert set(servers) == {"FE-1", "FE-9"}
+    assert termination.port == 8443 and termination.mode == "compatibility"
