@@ -4,12 +4,14 @@
 1. Preview (plan, changes, conflicts, configuration diff) ÷ one render of the configuration
    (`render_current`, which the View Configuration page does): the preview exports, plans and
    renders before and after, so ~2–3 is its floor.
-2. Create (wizard_apply up to the queued apply: validation, import, the deployment record) ÷
-   `config_import` of the same resulting document (the import every change goes through).
+2. Create (wizard_apply up to the queued apply: preview, validation, config_merge of the
+   wizard's objects, the deployment record) ÷ `config_import` of the same resulting document
+   (the whole-configuration import the wizard does not need: it writes only its own objects).
 3. Remove ÷ `config_import` of the document without the deployment.
 
-Each with the appliance otherwise empty and with 1,000 other services × 10 servers, to show the
-cost follows the configuration's size, not the wizard's. The database is a throw-away SQLite file
+Each with the appliance otherwise empty and beside 1,000 other services × 10 servers: the
+writes follow the deployment's size; only the preview (export, render before and after)
+follows the configuration's. The database is a throw-away SQLite file
 unless DATABASE_URL is set; the queued applies are never run. Prints figures; asserts nothing.
 
 Usage: .venv/bin/python bench/lync_wizard.py [--rounds N]
