@@ -236,6 +236,24 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
+def sign_in(page, password: str) -> None:
+    """The factory account with its password changed (so saving is allowed), signed in on
+    ``page`` through the login form; ends on System Overview."""
+    from playwright.sync_api import expect
+
+    from lbadmin.models import User
+
+    user = User.objects.get(username="loadbalancer")
+    user.set_password(password)
+    user.must_change_password = False
+    user.save()
+    page.goto("/lbadmin/login/")
+    page.fill("#id_username", "loadbalancer")
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("System Overview")
+
+
 @pytest.fixture
 def page(browser, appliance_server, transactional_db) -> Iterator[object]:
     """A fresh browser tab on the real WebUI, with an empty database and the factory user."""

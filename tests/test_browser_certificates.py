@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from playwright.sync_api import Locator, Page, expect
 
 from lbadmin.engines.certificates import MSG_PFX_PASSWORD
-from lbadmin.models import SslCertificate, User
+from lbadmin.models import SslCertificate
+from tests.conftest import sign_in
 from tests.engines.test_certificates import _issue, _name
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -57,15 +58,7 @@ def pfx() -> dict:
 
 @pytest.fixture
 def signed_in(page: Page) -> Page:
-    user = User.objects.get(username="loadbalancer")
-    user.set_password(PASSWORD)
-    user.must_change_password = False
-    user.save()
-    page.goto("/lbadmin/login/")
-    page.fill("#id_username", "loadbalancer")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("System Overview")
+    sign_in(page, PASSWORD)
     return page
 
 

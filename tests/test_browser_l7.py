@@ -7,9 +7,8 @@ from collections import Counter
 import pytest
 from playwright.sync_api import Page, expect
 
-from lbadmin.models import User
 from lbadmin.services.daemons import daemon_controllers
-from tests.conftest import free_port
+from tests.conftest import free_port, sign_in
 from tests.support import fetch, http_backend
 
 pytestmark = [pytest.mark.browser, pytest.mark.daemons, pytest.mark.django_db(transaction=True)]
@@ -21,15 +20,7 @@ SERVERS = {"FE-1": "127.0.10.31", "FE-2": "127.0.10.32"}
 
 @pytest.fixture
 def signed_in(page: Page, celery_worker_process) -> Page:
-    user = User.objects.get(username="loadbalancer")
-    user.set_password(PASSWORD)
-    user.must_change_password = False
-    user.save()
-    page.goto("/lbadmin/login/")
-    page.fill("#id_username", "loadbalancer")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("System Overview")
+    sign_in(page, PASSWORD)
     yield page
     daemon_controllers()["haproxy"].stop()
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from lbadmin.models import User
 from lbadmin.services.daemons import daemons_stop
+from tests.conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.daemons, pytest.mark.django_db(transaction=True)]
 
@@ -52,15 +52,7 @@ LAYER4 = ("IntEdgeAccess5061", "IntEdgeWebConf8057", "IntEdgeAv443", "IntEdgeAv3
 def signed_in(page: Page, celery_worker_process) -> Iterator[Page]:
     """Signed in with the factory password changed (so saving is allowed); whatever daemons
     the applies started in the test var dir are stopped afterwards."""
-    user = User.objects.get(username="loadbalancer")
-    user.set_password(PASSWORD)
-    user.must_change_password = False
-    user.save()
-    page.goto("/lbadmin/login/")
-    page.fill("#id_username", "loadbalancer")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("System Overview")
+    sign_in(page, PASSWORD)
     try:
         yield page
     finally:
@@ -99,7 +91,7 @@ def test_the_whole_wizard_create_change_and_remove(signed_in: Page) -> None:
     # System Overview offers the wizard on a fresh appliance; Accept starts at step 1.
     expect(page.locator("#setup-wizard-prompt")).to_contain_text("Setup Wizard")
     page.click("#wizard-accept")
-    expect(page).to_have_url(re.compile(r"/lbadmin/wizard/lync/step/1/$"))
+    expect(page).to_have_url(re.compile(r"/lbadmin/wizard/lync/(step/1/)?$"))
     current_step(page, "Version and parts")
     expect(page.locator("#wizard-editing")).to_have_count(0)
 
@@ -166,6 +158,14 @@ def test_the_whole_wizard_create_change_and_remove(signed_in: Page) -> None:
     expect(page.locator("#wizard-diff")).to_contain_text("+listen ReverseProxyFE-http")
     expect(page.locator("#wizard-create")).to_have_text("Create and apply")
 
+    # Pre-flight, on request: nothing answers on the servers' loopback addresses yet, and the
+    # virtual services are not probed (they do not exist).
+    page.click("#wizard-run-preflight")
+    preflight = page.locator("#wizard-preflight #checks")
+    expect(preflight).to_contain_text("DirectorPool → DIR-1 127.10.10.21")
+    expect(preflight).not_to_contain_text("Virtual services listening")
+    expect(preflight.locator("tr", has_text="DirectorPool → DIR-1")).to_contain_text("FAILED")
+
     # Create and apply: the blue box follows the apply on the worker until it runs.
     page.click("#wizard-create")
     expect(page).to_have_url(PROGRESS_URL)
@@ -174,6 +174,18 @@ def test_the_whole_wizard_create_change_and_remove(signed_in: Page) -> None:
     expect(page.locator("#pending-box")).to_have_count(0)
     # HAProxy runs it: the VIPs on loopback accept connections.
     assert listening("127.10.10.30", 5061) and listening("127.10.30.150", 80)
+
+    # The post-apply checks, from the progress page: HAProxy listens on every Layer 7 VIP
+    # port; DIR-1 answers once a server runs on its address.
+    with socket.create_server(("127.10.10.21", 5061)) as director:
+        director.listen()
+        page.click("#wizard-run-checks")
+        checks = page.locator("#checks")
+        vip = checks.locator("tr", has_text="FrontEndPool 127.10.10.30:5061")
+        expect(vip).to_contain_text("OK")
+        expect(checks.locator("tr", has_text="DirectorPool → DIR-1")).to_contain_text("OK")
+        expect(checks.locator("tr", has_text="DirectorPool → DIR-2")).to_contain_text("FAILED")
+    expect(page.locator("#checks-summary")).to_contain_text("checks passed")
 
     # System Overview lists the services the wizard made.
     page.click("nav >> text=System Overview")
@@ -250,5 +262,5 @@ def test_the_whole_wizard_create_change_and_remove(signed_in: Page) -> None:
     for label in (*LAYER7, *LAYER4):
         expect(overview).not_to_contain_text(label)
     page.click("nav >> text=Setup Wizard for Lync")
-    expect(page).to_have_url(re.compile(r"/lbadmin/wizard/lync/step/1/$"))
+    expect(page).to_have_url(re.compile(r"/lbadmin/wizard/lync/(step/1/)?$"))
     expect(page.locator("#wizard-editing")).to_have_count(0)

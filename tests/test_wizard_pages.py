@@ -2,12 +2,7 @@
 the preview (changes, conflicts, diff), Create in one go and its apply, the PFX upload at the
 persistence step, re-running on the deployment, hand edits, and removal."""
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from lbadmin.models import (
@@ -20,7 +15,7 @@ from lbadmin.models import (
     VirtualService,
 )
 from lbadmin.services.changes import config_changed
-from tests.engines.test_certificates import _issue, _name
+from tests.certificate_support import self_signed_pfx
 
 pytestmark = pytest.mark.django_db
 START = "/lbadmin/wizard/lync/start/"
@@ -45,19 +40,11 @@ ADDRESSES = {
 
 
 def front_end_pfx() -> tuple[bytes, str]:
-    """A self-signed Front End certificate for the pool's names, as a password-protected PFX."""
-    now = datetime.now(UTC)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = _name("pool1.robtest.com")
-    certificate = _issue(
-        name, key.public_key(), name, key, ca=False, sans=["pool1.robtest.com"],
-        not_before=now - timedelta(days=1), not_after=now + timedelta(days=90),
-    )  # fmt: skip
+    """A Front End certificate for the pool's name, as a password-protected PFX."""
     password = "Pfx-Lync-2010"
-    data = pkcs12.serialize_key_and_certificates(
-        b"fe", key, certificate, None, serialization.BestAvailableEncryption(password.encode())
+    return self_signed_pfx("pool1.robtest.com", sans=["pool1.robtest.com"], password=password), (
+        password
     )
-    return data, password
 
 
 def walk(admin, parts=None, addresses=None, persistence=None) -> str:

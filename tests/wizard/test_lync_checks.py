@@ -20,10 +20,6 @@ from datetime import timedelta
 from functools import partial
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -59,6 +55,7 @@ from lbadmin.wizard.lync import (
     LyncAnswers,
     Server,
 )
+from tests.certificate_support import self_signed_pem
 from tests.probe_support import (
     StunResponder,
     guide_namespace,
@@ -377,24 +374,7 @@ def test_the_common_name_counts_only_without_dns_sans() -> None:
 
 def _cn_only_certificate(common_name: str) -> bytes:
     """A certificate without the SAN extension (old CAs still issue them)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = timezone.now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=90))
-        .sign(key, hashes.SHA256())
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ) + cert.public_bytes(serialization.Encoding.PEM)
+    return self_signed_pem(common_name)
 
 
 @pytest.mark.django_db

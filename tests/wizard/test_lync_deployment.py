@@ -9,17 +9,12 @@ The guide's tables and the checks against them are those of tests/wizard/test_ly
 
 import copy
 import dataclasses
-import datetime
 import json
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -56,6 +51,7 @@ from lbadmin.wizard.lync import (
     ReverseProxyPart,
     Server,
 )
+from tests.certificate_support import self_signed_pem
 from tests.wizard.test_lync_plan import (
     RP_DIR_VIP,
     RP_FE_VIP,
@@ -216,27 +212,7 @@ def hand_termination(label: str, service: str, port: int, certificate: str) -> d
 def uploaded_certificate(label: str) -> SslCertificate:
     """A Front End certificate as the wizard's certificate step uploads it (key and
     certificate in one PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pool1.robtest.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=90))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("pool1.robtest.com")]), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ) + certificate.public_bytes(serialization.Encoding.PEM)
+    pem = self_signed_pem("pool1.robtest.com", sans=["pool1.robtest.com"])
     return certificate_upload(actor=None, label=label, data=pem, password=None)
 
 
