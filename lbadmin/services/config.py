@@ -77,6 +77,7 @@ from lbadmin.services.ha import (
 )
 from lbadmin.services.l4 import keepalived_snapshot, l4_admin_states, l4_export, l4_import
 from lbadmin.services.locks import node_lock
+from lbadmin.services.ports import AddressTaken
 
 logger = logging.getLogger(__name__)
 
@@ -652,10 +653,11 @@ def config_import(
         if not problems:  # Layer 4 addresses are checked against Layer 7 and terminations
             problems += l4_import(document["layer4"]["virtual_services"], kept.layer4)
         problems += ha_settings_import(document["ha"])
+        if not problems:
+            problems += _config_changed_problems((HAPROXY, STUNNEL, KEEPALIVED))
         if problems:
             transaction.set_rollback(True)
         else:
-            config_changed((HAPROXY, STUNNEL, KEEPALIVED))
             audit_record(
                 action=AuditEntry.Action.CONFIG_IMPORTED,
                 actor=actor,
@@ -712,16 +714,19 @@ def config_merge(
             problems += _import_terminations([*carried, *add.get("terminations", ())])
         if not problems:
             problems += l4_import(list(add.get("layer4", ())), kept.layer4)
+        touched = {
+            HAPROXY: bool(gone["layer7"] or add.get("layer7") or settings)
+            or bool(gone["terminations"] or add.get("terminations")),
+            STUNNEL: bool(gone["terminations"] or add.get("terminations") or carried),
+            KEEPALIVED: bool(gone["layer4"] or add.get("layer4")),
+        }
+        if not problems:
+            problems += _config_changed_problems(
+                [engine for engine, changed in touched.items() if changed]
+            )
         if problems:
             transaction.set_rollback(True)
         else:
-            touched = {
-                HAPROXY: bool(gone["layer7"] or add.get("layer7") or settings)
-                or bool(gone["terminations"] or add.get("terminations")),
-                STUNNEL: bool(gone["terminations"] or add.get("terminations") or carried),
-                KEEPALIVED: bool(gone["layer4"] or add.get("layer4")),
-            }
-            config_changed(engine for engine, changed in touched.items() if changed)
             audit_record(
                 action=AuditEntry.Action.CONFIG_UPDATED,
                 actor=actor,
@@ -736,6 +741,15 @@ def config_merge(
             )
     if problems:
         raise ImportRejected(problems)
+
+
+def _config_changed_problems(engines: Sequence[str]) -> list[str]:
+    """config_changed, with a collision found under the write lock as an import problem."""
+    try:
+        config_changed(engines)
+    except AddressTaken as taken:
+        return taken.problems
+    return []
 
 
 @dataclass(frozen=True)

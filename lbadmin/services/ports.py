@@ -36,3 +36,38 @@ def port_user(
         if protocol in service.protocols and port in service.port_list:
             return f"Layer 4 virtual service {service.label}"
     return None
+
+
+class AddressTaken(ValueError):
+    """Two services would listen on one ip:port:protocol: found under the configuration's
+    write lock, where a write that passed its form's check at the same moment as another one
+    is caught."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(" ".join(problems))
+        self.problems = problems
+
+
+def address_collisions() -> list[str]:
+    """Every ip:port:protocol two services of the configuration take (three queries)."""
+    users: dict[tuple[str, int, str], list[str]] = {}
+    for label, ip, ports in VirtualService.objects.values_list("label", "ip", "ports"):
+        for port in ports.split(","):
+            if port:
+                users.setdefault((ip, int(port), "tcp"), []).append(f"virtual service {label}")
+    for label, ip, port in SslTermination.objects.values_list(
+        "label", "virtual_service__ip", "port"
+    ):
+        users.setdefault((ip, port, "tcp"), []).append(f"SSL termination {label}")
+    for service in L4VirtualService.objects.only("label", "ip", "ports", "protocol"):
+        for port in service.port_list:
+            for protocol in service.protocols:
+                users.setdefault((service.ip, port, protocol), []).append(
+                    f"Layer 4 virtual service {service.label}"
+                )
+    return [
+        f"{ip}:{port}/{protocol.upper()} is taken by both {' and '.join(sorted(names))}: the other "
+        "change was saved first; choose another address or port."
+        for (ip, port, protocol), names in sorted(users.items())
+        if len(names) > 1
+    ]

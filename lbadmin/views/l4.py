@@ -10,6 +10,7 @@ from lbadmin.forms.l4 import L4RealServerForm, L4VirtualServiceForm
 from lbadmin.models import L4RealServer, L4VirtualService
 from lbadmin.services import l4
 from lbadmin.services.daemons import layer4_unavailable_reason
+from lbadmin.views.saving import save_or_report
 
 
 def _page(request: HttpRequest, template: str, context: dict) -> HttpResponse:
@@ -26,9 +27,12 @@ def service_list(request: HttpRequest) -> HttpResponse:
 def service_add(request: HttpRequest) -> HttpResponse:
     form = L4VirtualServiceForm(request.POST or None, add=True)
     if request.method == "POST" and form.is_valid():
-        service = l4.l4service_create(actor=request.user, values=form.values())
-        messages.success(request, f"Layer 4 virtual service {service.label} added.")
-        return redirect("lbadmin:l4_services")
+        created = save_or_report(
+            form, lambda: l4.l4service_create(actor=request.user, values=form.values())
+        )
+        if created is not None:
+            messages.success(request, f"Layer 4 virtual service {created.label} added.")
+            return redirect("lbadmin:l4_services")
     return _page(
         request,
         "lbadmin/l4/service_form.html",
@@ -40,8 +44,14 @@ def service_add(request: HttpRequest) -> HttpResponse:
 def service_modify(request: HttpRequest, pk: int) -> HttpResponse:
     service = get_object_or_404(L4VirtualService, pk=pk)
     form = L4VirtualServiceForm(request.POST or None, instance=service)
-    if request.method == "POST" and form.is_valid():
-        l4.l4service_update(actor=request.user, service=service, values=form.values())
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and save_or_report(
+            form,
+            lambda: l4.l4service_update(actor=request.user, service=service, values=form.values()),
+        )
+    ):
         messages.success(request, f"Layer 4 virtual service {service.label} updated.")
         return redirect("lbadmin:l4_services")
     return _page(

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from lbadmin.forms.l7 import L7SettingsForm, RealServerForm, VirtualServiceForm
 from lbadmin.models import L7Settings, RealServer, VirtualService
 from lbadmin.services import l7
+from lbadmin.views.saving import save_or_report
 
 
 @require_GET
@@ -21,12 +22,15 @@ def service_list(request: HttpRequest) -> HttpResponse:
 def service_add(request: HttpRequest) -> HttpResponse:
     form = VirtualServiceForm(request.POST or None, add=True)
     if request.method == "POST" and form.is_valid():
-        service = l7.virtualservice_create(actor=request.user, values=form.values())
-        if service.manual_config:  # its HAProxy lines are entered on the full form
-            messages.info(request, f"Enter the manual HAProxy lines of {service.label}.")
-            return redirect("lbadmin:l7_service_modify", pk=service.pk)
-        messages.success(request, f"Virtual service {service.label} added.")
-        return redirect("lbadmin:l7_services")
+        created = save_or_report(
+            form, lambda: l7.virtualservice_create(actor=request.user, values=form.values())
+        )
+        if created is not None and created.manual_config:  # lines go on the full form
+            messages.info(request, f"Enter the manual HAProxy lines of {created.label}.")
+            return redirect("lbadmin:l7_service_modify", pk=created.pk)
+        if created is not None:
+            messages.success(request, f"Virtual service {created.label} added.")
+            return redirect("lbadmin:l7_services")
     return render(
         request,
         "lbadmin/l7/service_form.html",
@@ -38,8 +42,16 @@ def service_add(request: HttpRequest) -> HttpResponse:
 def service_modify(request: HttpRequest, pk: int) -> HttpResponse:
     service = get_object_or_404(VirtualService, pk=pk)
     form = VirtualServiceForm(request.POST or None, instance=service)
-    if request.method == "POST" and form.is_valid():
-        l7.virtualservice_update(actor=request.user, service=service, values=form.values())
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and save_or_report(
+            form,
+            lambda: l7.virtualservice_update(
+                actor=request.user, service=service, values=form.values()
+            ),
+        )
+    ):
         messages.success(request, f"Virtual service {service.label} updated.")
         return redirect("lbadmin:l7_services")
     return render(

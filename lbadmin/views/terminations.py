@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from lbadmin.forms.terminations import TerminationForm
 from lbadmin.models import SslTermination
 from lbadmin.services import terminations as service
+from lbadmin.views.saving import save_or_report
 
 
 @require_GET
@@ -23,9 +24,12 @@ def termination_list(request: HttpRequest) -> HttpResponse:
 def termination_add(request: HttpRequest) -> HttpResponse:
     form = TerminationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        termination = service.termination_create(actor=request.user, values=form.values())
-        messages.success(request, f"SSL termination {termination.label} added.")
-        return redirect("lbadmin:terminations")
+        created = save_or_report(
+            form, lambda: service.termination_create(actor=request.user, values=form.values())
+        )
+        if created is not None:
+            messages.success(request, f"SSL termination {created.label} added.")
+            return redirect("lbadmin:terminations")
     return render(
         request,
         "lbadmin/terminations/form.html",
@@ -37,10 +41,16 @@ def termination_add(request: HttpRequest) -> HttpResponse:
 def termination_modify(request: HttpRequest, pk: int) -> HttpResponse:
     termination = get_object_or_404(SslTermination, pk=pk)
     form = TerminationForm(request.POST or None, instance=termination)
-    if request.method == "POST" and form.is_valid():
-        service.termination_update(
-            actor=request.user, termination=termination, values=form.values()
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and save_or_report(
+            form,
+            lambda: service.termination_update(
+                actor=request.user, termination=termination, values=form.values()
+            ),
         )
+    ):
         messages.success(request, f"SSL termination {termination.label} updated.")
         return redirect("lbadmin:terminations")
     return render(
