@@ -1,15 +1,116 @@
-"""Crash-safe handling of a daemon's live configuration file, shared by the apply engines
-(haproxy_apply, keepalived_apply): stage a new file next to the live one, keep the last good
-one as a hard link, swap by rename. No Django."""
+"""What the apply engines (haproxy_apply, keepalived_apply, stunnel_apply) share: the
+node-wide apply lock and the frame of an apply (timed phases, a result whatever happens), and
+crash-safe handling of a daemon's live configuration file: stage a new file next to the live
+one, keep the last good one as a hard link, swap by rename. No Django."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 CONFIG_MODE = 0o640  # may hold passwords: root and its group only
 GOOD_SUFFIX = ".good"
+_LOCK_POLL = 0.02
+
+
+# --- The apply lock and the frame of an apply --------------------------------------------------
+
+
+class ApplyLockTimeout(TimeoutError):
+    """Another holder kept the lock for longer than the caller was willing to wait."""
+
+
+@contextmanager
+def file_lock(path: Path, timeout: float) -> Iterator[None]:
+    """Exclusive node-wide lock on ``path``; ApplyLockTimeout after ``timeout`` seconds.
+
+    flock (not a pid file): the kernel drops it when the holder exits or is killed, and it
+    works across gunicorn/Celery processes. O_CLOEXEC keeps it out of daemon children (a
+    master started during an apply would otherwise hold it for ever).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ApplyLockTimeout(f"{path} is held") from None
+                time.sleep(min(_LOCK_POLL, remaining))
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+class _Layout(Protocol):
+    run_dir: Path
+
+    def ensure(self) -> None: ...
+
+
+ResultT = TypeVar("ResultT")
+
+
+class LockedApply(Generic[ResultT]):
+    """The frame every apply engine shares: its phases timed, applies on the node serialised
+    by one lock, and a result whatever happens (the lock not coming, the system refusing). A
+    subclass names its phases, lock and messages, and writes ``result`` and ``_locked``."""
+
+    phases: ClassVar[tuple[str, ...]]
+    lock_file_name: ClassVar[str]
+    busy_message: ClassVar[str]  # the error when another apply keeps the lock
+    failure_prefix: ClassVar[str]  # before an OSError's text: "cannot apply the … configuration"
+
+    def __init__(self, layout: _Layout) -> None:
+        self.layout = layout
+        self.timings = dict.fromkeys(self.phases, 0.0)
+        self._began = time.perf_counter()
+
+    def result(self, ok: bool, changed: bool, error: str = "") -> ResultT:
+        raise NotImplementedError
+
+    def _locked(self) -> ResultT:
+        raise NotImplementedError
+
+    def _lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.layout.run_dir / self.lock_file_name, timeout)
+
+    def _timed(self, phase: str, since: float) -> None:
+        self.timings[phase] += time.perf_counter() - since
+
+    def _total(self) -> dict[str, float]:
+        """The timings, with the whole apply's as "total" (for the result)."""
+        self.timings["total"] = time.perf_counter() - self._began
+        return self.timings
+
+    def run(self, lock_timeout: float) -> ResultT:
+        since = time.perf_counter()
+        try:
+            self.layout.ensure()
+            with self._lock(lock_timeout):
+                self._timed("lock", since)
+                return self._locked()
+        except ApplyLockTimeout:
+            self._timed("lock", since)
+            return self.result(False, False, self.busy_message)
+        except OSError as exc:  # disk full, permissions…; live files are only ever renamed in
+            return self.result(False, False, f"{self.failure_prefix}: {exc}")
+
+
+# --- Live configuration files ------------------------------------------------------------------
 
 
 def good_path(live: Path) -> Path:

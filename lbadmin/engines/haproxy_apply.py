@@ -40,14 +40,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import ipaddress
 import os
 import re
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,18 +57,15 @@ from lbadmin.engines.daemons import (
     fsync_directory,
     write_atomically,
 )
+from lbadmin.engines.files import file_lock
 
 LOCK_FILE_NAME = "haproxy-apply.lock"
 PENDING_FILE_NAME = "haproxy-apply.pending"
 GOOD_SUFFIX = files.GOOD_SUFFIX
 PHASES: tuple[str, ...] = ("lock", "check", "write", "save_state", "reload")
 
-_LOCK_POLL = 0.02
+_ANSWER_POLL = 0.02  # between attempts to reach a master that does not answer yet
 _STALE_STATE_TMP_AGE = 60.0  # a state temp file older than this belongs to a dead writer
-
-
-class ApplyLockTimeout(TimeoutError):
-    """Another holder kept the lock for longer than the caller was willing to wait."""
 
 
 @dataclass(frozen=True)
@@ -89,34 +84,6 @@ class ApplyResult:
 def apply_lock(run_dir: Path, timeout: float) -> contextlib.AbstractContextManager[None]:
     """The HAProxy apply lock (see file_lock)."""
     return file_lock(run_dir / LOCK_FILE_NAME, timeout)
-
-
-@contextmanager
-def file_lock(path: Path, timeout: float) -> Iterator[None]:
-    """Exclusive node-wide lock on ``path``; ApplyLockTimeout after ``timeout`` seconds.
-
-    flock (not a pid file): the kernel drops it when the holder exits or is killed, and it
-    works across gunicorn/Celery processes. O_CLOEXEC keeps it out of haproxy children (a
-    master started during an apply would otherwise hold it for ever).
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ApplyLockTimeout(f"{path} is held") from None
-                time.sleep(min(_LOCK_POLL, remaining))
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,7 +417,7 @@ def _running_procs(control: HaproxyControl, timeout: float) -> HaproxyProcs | No
         except DaemonError as exc:
             if time.monotonic() >= deadline:
                 raise DaemonError(f"HAProxy (master pid {pid}) does not answer: {exc}") from exc
-        time.sleep(_LOCK_POLL)
+        time.sleep(_ANSWER_POLL)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,41 +443,32 @@ def apply_haproxy_config(
     return _Apply(control, text, reload_timeout, check_binds).run(lock_timeout)
 
 
-class _Apply:
+class _Apply(files.LockedApply[ApplyResult]):
+    """1. Applies on this node are serialised (files.LockedApply.run); then ``_locked``."""
+
+    phases = PHASES
+    lock_file_name = LOCK_FILE_NAME
+    busy_message = "another apply is still running"
+    failure_prefix = "cannot apply the HAProxy configuration"
+
     def __init__(
         self, control: HaproxyControl, text: str, reload_timeout: float, check_binds: bool
     ) -> None:
+        super().__init__(control.layout)
         self.control = control
         self.text = text
         self.reload_timeout = reload_timeout
         self.check_binds = check_binds
-        self.timings = dict.fromkeys(PHASES, 0.0)
         self.check_output = ""
-        self._started = time.perf_counter()
         self.live = control.config_path
         self.good = _good_path(control)
         self.pending = control.layout.run_dir / PENDING_FILE_NAME
 
     def result(self, ok: bool, changed: bool, error: str = "") -> ApplyResult:
-        self.timings["total"] = time.perf_counter() - self._started
-        return ApplyResult(ok, changed, error, self.check_output, self.timings)
+        return ApplyResult(ok, changed, error, self.check_output, self._total())
 
-    def run(self, lock_timeout: float) -> ApplyResult:
-        # 1. Serialise applies on this node.
-        phase = time.perf_counter()
-        try:
-            self.control.layout.ensure()
-            with apply_lock(self.control.layout.run_dir, lock_timeout):
-                self.timings["lock"] = time.perf_counter() - phase
-                return self._locked()
-        except ApplyLockTimeout:
-            self.timings["lock"] = time.perf_counter() - phase
-            return self.result(False, False, "another apply is still running")
-        except OSError as exc:  # disk full, permissions…; the live file is whole (renames only)
-            return self.result(False, False, f"cannot apply the HAProxy configuration: {exc}")
-
-    def _timed(self, name: str, since: float) -> None:
-        self.timings[name] += time.perf_counter() - since
+    def _lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
+        return apply_lock(self.layout.run_dir, timeout)  # looked up here: tests record it
 
     def _locked(self) -> ApplyResult:
         control, live, data = self.control, self.live, self.text.encode()

@@ -49,7 +49,6 @@ from lbadmin.engines.daemons import (
     keepalived_has_configuration,
     keepalived_messages,
 )
-from lbadmin.engines.haproxy_apply import ApplyLockTimeout, file_lock
 
 LOCK_FILE_NAME = "keepalived-apply.lock"
 PENDING_FILE_NAME = "keepalived-apply.pending"
@@ -85,24 +84,26 @@ def apply_keepalived_config(
     return _Apply(control, text, reload_timeout).run(lock_timeout)
 
 
-class _Apply:
+class _Apply(files.LockedApply[KeepalivedApplyResult]):
+    """1. Applies on this node are serialised (files.LockedApply.run); then ``_locked``."""
+
+    phases = PHASES
+    lock_file_name = LOCK_FILE_NAME
+    busy_message = "another keepalived apply is still running"
+    failure_prefix = "cannot apply the keepalived configuration"
+
     def __init__(self, control: KeepalivedControl, text: str, reload_timeout: float) -> None:
+        super().__init__(control.layout)
         self.control = control
         self.text = text
         self.reload_timeout = reload_timeout
-        self.timings = dict.fromkeys(PHASES, 0.0)
         self.check_output = ""
-        self._started = time.perf_counter()
         self.live = control.config_path
         self.good = good_path(control)
         self.pending = control.layout.run_dir / PENDING_FILE_NAME
 
     def result(self, ok: bool, changed: bool, error: str = "") -> KeepalivedApplyResult:
-        self.timings["total"] = time.perf_counter() - self._started
-        return KeepalivedApplyResult(ok, changed, error, self.check_output, self.timings)
-
-    def _timed(self, name: str, since: float) -> None:
-        self.timings[name] += time.perf_counter() - since
+        return KeepalivedApplyResult(ok, changed, error, self.check_output, self._total())
 
     def run(self, lock_timeout: float) -> KeepalivedApplyResult:
         # 0. Texts that cannot be a configuration, refused before anything is touched.
@@ -115,18 +116,7 @@ class _Apply:
                 "the keepalived configuration is empty (no line other than blanks and "
                 "comments); keepalived would run nothing, so it was not applied",
             )
-        # 1. Serialise applies on this node.
-        phase = time.perf_counter()
-        try:
-            self.control.layout.ensure()
-            with file_lock(self.control.layout.run_dir / LOCK_FILE_NAME, lock_timeout):
-                self.timings["lock"] = time.perf_counter() - phase
-                return self._locked()
-        except ApplyLockTimeout:
-            self.timings["lock"] = time.perf_counter() - phase
-            return self.result(False, False, "another keepalived apply is still running")
-        except OSError as exc:  # disk full, permissions…; the live file is whole (renames only)
-            return self.result(False, False, f"cannot apply the keepalived configuration: {exc}")
+        return super().run(lock_timeout)
 
     def _locked(self) -> KeepalivedApplyResult:
         control, live, data = self.control, self.live, self.text.encode()

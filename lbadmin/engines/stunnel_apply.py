@@ -66,7 +66,7 @@ from lbadmin.engines.daemons import (
     stunnel_options,
     write_atomically,
 )
-from lbadmin.engines.haproxy_apply import ApplyLockTimeout, file_lock
+from lbadmin.engines.files import LockedApply
 
 LOCK_FILE_NAME = "stunnel-apply.lock"
 PENDING_FILE_NAME = "stunnel-apply.pending"
@@ -189,26 +189,30 @@ def _address_of(text: str | None) -> tuple[str, int] | None:
     return None
 
 
-class _Apply:
+class _Apply(LockedApply[StunnelApplyResult]):
+    """Applies on this node are serialised (LockedApply.run); then ``_locked``."""
+
+    phases = PHASES
+    lock_file_name = LOCK_FILE_NAME
+    busy_message = "another stunnel apply is still running"
+    failure_prefix = "cannot apply the stunnel configuration"
+
     def __init__(
         self,
         control: StunnelControl,
         instances: Sequence[StunnelInstance],
         files: Mapping[str, bytes],
     ) -> None:
+        super().__init__(control.layout)
         self.control = control
-        self.layout = control.layout
         self.instances = list(instances)
         self.files = dict(files)
-        self.timings = dict.fromkeys(PHASES, 0.0)
         self.started: list[str] = []
         self.reloaded: list[str] = []
         self.stopped: list[str] = []
         self.pending = self.layout.run_dir / PENDING_FILE_NAME
-        self._began = time.perf_counter()
 
     def result(self, ok: bool, changed: bool, error: str = "") -> StunnelApplyResult:
-        self.timings["total"] = time.perf_counter() - self._began
         return StunnelApplyResult(
             ok,
             changed,
@@ -216,24 +220,8 @@ class _Apply:
             tuple(self.started),
             tuple(self.reloaded),
             tuple(self.stopped),
-            self.timings,
+            self._total(),
         )
-
-    def _timed(self, phase: str, since: float) -> None:
-        self.timings[phase] += time.perf_counter() - since
-
-    def run(self, lock_timeout: float) -> StunnelApplyResult:
-        since = time.perf_counter()
-        try:
-            self.layout.ensure()
-            with file_lock(self.layout.run_dir / LOCK_FILE_NAME, lock_timeout):
-                self._timed("lock", since)
-                return self._locked()
-        except ApplyLockTimeout:
-            self._timed("lock", since)
-            return self.result(False, False, "another stunnel apply is still running")
-        except OSError as exc:  # disk full, permissions…: files are only ever renamed in
-            return self.result(False, False, f"cannot apply the stunnel configuration: {exc}")
 
     def _locked(self) -> StunnelApplyResult:
         # 1. Certificate files: new names only (a name is a hash of the content), never live.

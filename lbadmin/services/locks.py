@@ -3,7 +3,7 @@ Celery workers, management commands), held as flock()s on files in the run direc
 
 from contextlib import AbstractContextManager
 
-from lbadmin.engines.haproxy_apply import file_lock
+from lbadmin.engines.files import file_lock
 from lbadmin.services.daemons import runtime_layout
 
 

@@ -37,7 +37,7 @@ from lbadmin.engines.daemons import (
     keepalived_log_lines,
     keepalived_messages,
 )
-from lbadmin.engines.haproxy_apply import file_lock
+from lbadmin.engines.files import file_lock
 from lbadmin.engines.keepalived_apply import (
     GOOD_SUFFIX,
     LOCK_FILE_NAME,
