@@ -12,8 +12,8 @@ import ssl
 from django.core.exceptions import ValidationError
 
 from lbadmin.render.checks import LABEL
-from lbadmin.render.haproxy import manual_line_problem
 from lbadmin.render.keepalived import CHECK_PATH
+from lbadmin.render.manual_lines import manual_line_problem
 from lbadmin.render.stunnel import CIPHER_LIST
 
 LABEL_RE = LABEL  # the renderers check labels against the same pattern

@@ -76,8 +76,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import grp
 import ipaddress
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -177,6 +179,21 @@ class HaproxyProcs:
     old_workers: tuple[int, ...]
 
 
+HAPROXY_ACCOUNT = "haproxy"  # made by Debian's haproxy package
+
+
+def haproxy_account() -> tuple[str, str] | None:
+    """(user, group) for HAProxy's workers to drop to: only when we run as root (else HAProxy
+    could not switch) and the account exists."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(HAPROXY_ACCOUNT)
+        return entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:
+        return None
+
+
 @dataclass(frozen=True)
 class RuntimeLayout:
     """Where the appliance keeps the daemons' config and runtime files.
@@ -187,6 +204,10 @@ class RuntimeLayout:
     conf_dir: Path  # rendered configs: haproxy.cfg, stunnel/<instance>.conf, keepalived.conf
     run_dir: Path  # pid files, sockets
     log_dir: Path
+    # The account HAProxy's workers drop to (user, group) after binding, chrooted to an empty
+    # directory, so a gap in the manual-lines allowlist cannot read or replace root's files.
+    # None where the appliance does not run as root (a developer's `make run`).
+    haproxy_account: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         # Absolute paths: haproxy -D chdirs to / and re-execs itself with the same arguments.
@@ -211,6 +232,7 @@ class RuntimeLayout:
             (self.log_dir, 0o750),
             (self.stunnel_dir, 0o750),
             (self.stunnel_cert_dir, 0o700),
+            (self.haproxy_chroot, 0o700),
         ):
             try:
                 directory.mkdir(mode=mode, parents=True)
@@ -252,6 +274,11 @@ class RuntimeLayout:
     @property
     def haproxy_admin_socket(self) -> Path:
         return self.run_dir / "haproxy.sock"
+
+    @property
+    def haproxy_chroot(self) -> Path:
+        """An empty directory owned by root: all HAProxy's workers can see of the disk."""
+        return self.run_dir / "haproxy-empty"
 
     @property
     def haproxy_state_file(self) -> Path:

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from typing import TYPE_CHECKING
 
 from lbadmin.render import checks
 from lbadmin.render.checks import Address
+from lbadmin.render.manual_lines import manual_line_problem
 from lbadmin.render.snapshot import (
     AdminState,
     Balance,
@@ -57,28 +57,6 @@ CHECK_FALL = 3
 # quotes, '$' environment expansion, '%' log-format, backslash escapes); same set as
 # lbadmin.allowlists.COOKIE_NAME_RE.
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9!&*+.^_|~-]{1,64}")
-# Manual lines (the one escape hatch) must stay inside their own section and must not reach
-# files, programs or the environment. lbadmin.allowlists uses manual_line_problem() too.
-_SECTION_KEYWORDS = frozenset(
-    {
-        "global", "defaults", "frontend", "backend", "listen", "userlist", "peers",
-        "resolvers", "mailers", "program", "http-errors", "ring", "cache", "fcgi-app",
-        "crt-store", "traces", "log-forward",
-    }
-)  # fmt: skip
-# HAProxy unquotes and unescapes a line before it looks for a section keyword, so `"program"`
-# or `\x6cisten` would open a section: quotes, escapes and `$` (environment expansion) are
-# refused outright rather than interpreted.
-_MANUAL_FORBIDDEN_CHARACTERS = frozenset("\"'\\$`")
-# Directives and arguments that read files or run programs.
-_MANUAL_FORBIDDEN_WORDS = frozenset(
-    {
-        "errorfile", "errorfiles", "errorloc", "errorloc302", "errorloc303", "file",
-        "lf-file", "crt", "crt-list", "ca-file", "crl-file", "lua-load",
-        "lua-load-per-thread", "external-check", "command", "server-state-file",
-        "stats", "ssl-engine", "load-server-state-from-file",
-    }
-)  # fmt: skip
 _MAX_MS = 2**31 - 1  # HAProxy's time values are signed 32-bit milliseconds
 _MAX_WEIGHT = 256
 
@@ -91,28 +69,6 @@ def _cookie_name(value: str) -> str:
     if not isinstance(value, str) or not _COOKIE_NAME.fullmatch(value):
         raise ValueError(f"cookie name is not a safe RFC 6265 token: {value!r}")
     return value
-
-
-def manual_line_problem(value: str) -> str | None:
-    """Why a manual HAProxy line is refused, or None. The one definition of what a manual
-    line may contain, used by the allowlist (messages for the form) and by the renderer."""
-    if not isinstance(value, str) or not value.strip():
-        return "is empty"
-    # Cc covers \n, \r, NUL, DEL and C1 controls; Zl/Zp are Unicode line/paragraph separators.
-    # Tab is plain whitespace to HAProxy.
-    if any(ch != "\t" and unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
-        return "contains a control character"
-    if _MANUAL_FORBIDDEN_CHARACTERS & set(value):
-        return "contains a quote, a backslash, a backtick or $ (not allowed in manual lines)"
-    words = value.lower().split()
-    if words[0] in _SECTION_KEYWORDS:
-        return f"starts a new “{words[0]}” section: manual lines must stay inside this service"
-    if words[0].startswith("."):
-        return f"is a conditional block or directive (“{words[0]}”), not allowed here"
-    forbidden = _MANUAL_FORBIDDEN_WORDS.intersection(words)
-    if forbidden:
-        return f"uses “{sorted(forbidden)[0]}”, which reads files or runs programs"
-    return None
 
 
 def _manual_line(value: str, service: str) -> str:
@@ -153,6 +109,14 @@ def _global(layout: RuntimeLayout, settings: L7Globals) -> list[str]:
         # Drain/maint state set at runtime is dumped here before each reload and re-applied.
         f"{INDENT}server-state-file {checks.safe_path(layout.haproxy_state_file)}",
     ]
+    if layout.haproxy_account is not None:
+        # Workers run unprivileged in an empty chroot; the master (root) binds and parses.
+        user, group = (checks.label(name, "HAProxy account") for name in layout.haproxy_account)
+        lines += [
+            f"{INDENT}user {user}",
+            f"{INDENT}group {group}",
+            f"{INDENT}chroot {checks.safe_path(layout.haproxy_chroot)}",
+        ]
     if settings.logging:
         lines.append(f"{INDENT}log /dev/log local0")
     return lines

@@ -4,6 +4,7 @@ lbadmin.engines.daemons knows how to drive each daemon; this module knows where 
 appliance keeps their files (settings.LBADMIN_VAR_DIR) and what to start them with.
 """
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from lbadmin.engines.daemons import (
     DaemonStatus,
     RuntimeLayout,
     controllers,
+    haproxy_account,
     ipvs_available,
 )
 from lbadmin.render.bootstrap import render_haproxy_bootstrap, render_keepalived_bootstrap
@@ -27,7 +29,8 @@ _BOOTSTRAP = {
 
 
 def runtime_layout() -> RuntimeLayout:
-    return RuntimeLayout.under(settings.LBADMIN_VAR_DIR)
+    layout = RuntimeLayout.under(settings.LBADMIN_VAR_DIR)
+    return dataclasses.replace(layout, haproxy_account=haproxy_account())
 
 
 def daemon_controllers() -> dict[str, Controller]:
