@@ -100,28 +100,68 @@ _GENERIC_LINES = (
 )
 
 
+# A message about another file may carry that file's content: a pattern file read through the
+# configuration is quoted line by line in the parse error ("'<line>' is not a valid IPv4 or IPv6
+# address at line 1 of file '<path>'"). A message naming any existing file other than the
+# configuration is withheld whole (a path that exists nowhere, such as a URI, is harmless).
+_PATH = re.compile(r"/[^\s'\"\[\]:,()]+")
+_MAX_MESSAGES = 20
+_MAX_MESSAGE_LENGTH = 400
+_FOREIGN_FILE_MESSAGE = (
+    "HAProxy's message names a file other than its configuration and is not shown"
+)
+
+
+def _shown(message: str, config_files: tuple[str, ...]) -> str:
+    """One HAProxy message as the UI and the HA peer may see it: only about our own file."""
+    for path in _PATH.findall(message):
+        if path not in config_files and os.path.lexists(path):
+            return _FOREIGN_FILE_MESSAGE
+    if len(message) > _MAX_MESSAGE_LENGTH:
+        return message[:_MAX_MESSAGE_LENGTH] + "…"
+    return message
+
+
+def _limited(lines: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(lines))  # one foreign-file notice, not one per line
+    if len(unique) > _MAX_MESSAGES:
+        unique = [*unique[:_MAX_MESSAGES], f"… and {len(unique) - _MAX_MESSAGES} more"]
+    return unique
+
+
 def haproxy_messages(output: str, *, staged: Path | None = None, live: Path | None = None) -> str:
     """The [ALERT]/[WARNING] lines of HAProxy output, without pid columns or generic summaries.
 
     The staged file's name is replaced by the live one: that is the file the user's config
-    would have become, and the line numbers are the same.
+    would have become, and the line numbers are the same. A message about any other file is
+    withheld (see _FILE_REFERENCE), and each is cut to a bounded length.
     """
     if staged is not None and live is not None:
         output = output.replace(os.fspath(staged), os.fspath(live))
+    config_files = () if live is None else (os.fspath(live),)
     lines = []
     for line in output.splitlines():
         match = _PID_COLUMN.match(line)
         if match:
-            lines.append(f"[{match.group(1)}] {line[match.end() :].strip()}")
+            message = _shown(line[match.end() :].strip(), config_files)
+            lines.append(f"[{match.group(1)}] {message}")
     specific = [line for line in lines if not any(g in line for g in _GENERIC_LINES)]
-    return "\n".join(specific or lines)
+    return "\n".join(_limited(specific or lines))
 
 
 def _check_output(output: str, *, staged: Path, live: Path) -> str:
-    """``haproxy -c`` output for the UI: NOTICE lines (version banner) dropped."""
+    """``haproxy -c`` output for the UI: NOTICE lines (version banner) dropped, and like
+    haproxy_messages nothing about another file."""
     output = output.replace(os.fspath(staged), os.fspath(live))
+    config_files = (os.fspath(live),)
     return "\n".join(
-        line for line in output.splitlines() if line.strip() and not line.startswith("[NOTICE]")
+        _limited(
+            [
+                _shown(line, config_files)
+                for line in output.splitlines()
+                if line.strip() and not line.startswith("[NOTICE]")
+            ]
+        )
     )
 
 
@@ -634,5 +674,5 @@ def _roll_back(
             serving = "HAProxy is NOT serving"
     else:
         serving = "HAProxy is not running"
-    messages = haproxy_messages(failure) or failure
+    messages = haproxy_messages(failure, live=live) or failure
     return f"{action} ({serving}; {restored}):\n{messages}"

@@ -649,3 +649,44 @@ def test_lock_timeout_is_prompt(
         holder.communicate(timeout=5)
     # A killed holder's lock is released by the kernel: the next apply goes through.
     assert apply_haproxy_config(haproxy, config, lock_timeout=2.0).ok
+
+
+def test_haproxy_never_quotes_another_file_back(haproxy: HaproxyControl, tmp_path: Path) -> None:
+    """Defence in depth behind the manual-lines allowlist: a configuration that makes HAProxy
+    read another file (here through `-f`, as the security review proved) fails, and the
+    message for the UI and the HA peer keeps HAProxy's words about its own file only."""
+    secret = tmp_path / "certificates.key"
+    secret.write_text("gAAAAA-this-is-the-fernet-key-and-must-never-be-shown\n")
+    layout = haproxy.layout
+    host, port = free_listen_address()
+    text = vip_config(layout, host, port, {"a": 1}) + f"    acl leak src -f {secret}\n"
+
+    result = apply_haproxy_config(haproxy, text)
+
+    assert not result.ok
+    assert "must-never-be-shown" not in result.error + result.check_output
+    assert "names a file other than its configuration and is not shown" in result.error
+    assert str(secret) not in result.error
+
+
+def test_haproxy_messages_keep_their_own_file_and_a_bounded_length() -> None:
+    live = Path("/var/lib/lbadmin/etc/haproxy.cfg")
+    output = (
+        f"[ALERT]    (1) : parsing [{live}:12] : unknown keyword 'frobnicate' in 'listen' section\n"
+        "[ALERT]    (1) : parsing [/etc/shadow:1] : 'root:$y$j9T$secret' is not a valid address\n"
+        "[ALERT]    (1) : parsing [/etc/shadow:2] : 'daemon:*:19000' is not a valid address\n"
+        f"[ALERT]    (1) : parsing [{live}:13] : {'x' * 5000}\n"
+        "[WARNING]  (1) : parsing [x:14] : 'option httpchk GET /no/such/uri' ignored\n"
+        "[ALERT]    (1) : Fatal errors found in configuration.\n"
+    )
+    shown = haproxy_messages(output, live=live).splitlines()
+    assert (
+        shown[0]
+        == f"[ALERT] parsing [{live}:12] : unknown keyword 'frobnicate' in 'listen' section"
+    )
+    assert shown[1] == (
+        "[ALERT] HAProxy's message names a file other than its configuration and is not shown"
+    )
+    assert len(shown) == 4 and len(shown[2]) < 500 and shown[2].endswith("…")
+    assert shown[3] == "[WARNING] parsing [x:14] : 'option httpchk GET /no/such/uri' ignored"
+    assert "secret" not in "\n".join(shown) and "daemon" not in "\n".join(shown)
