@@ -18,7 +18,7 @@ def test_services_of_the_deployment() -> None:
     for name in ("web", "worker"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://")
-        assert env["CELERY_BROKER_URL"].startswith("redis://")
+        assert env["CELERY_BROKER_URL"].startswith("redis+socket://")
         assert "lbadmin-var:/var/lib/lbadmin" in services[name]["volumes"]
 
 
@@ -35,10 +35,33 @@ def test_worker_controls_the_daemons_on_the_host_network() -> None:
 
 def test_state_is_on_persistent_volumes() -> None:
     data = compose()
-    assert set(data["volumes"]) == {"lbadmin-var", "postgres-data", "redis-data"}
+    assert set(data["volumes"]) == {
+        "lbadmin-var", "postgres-data", "postgres-socket", "redis-data", "redis-socket",
+    }  # fmt: skip
     assert "postgres-data:/var/lib/postgresql/data" in data["services"]["postgres"]["volumes"]
+
+
+def test_database_and_broker_open_no_port_and_need_a_password() -> None:
+    """No TCP port (published or not): unix sockets on volumes only the appliance mounts; and
+    every secret must be set in .env, with no default to fall back to."""
+    data = compose()
+    services = data["services"]
     for name in ("postgres", "redis"):
-        assert all(p.startswith("127.0.0.1:") for p in data["services"][name]["ports"])
+        assert "ports" not in services[name] and "network_mode" not in services[name], name
+    assert "listen_addresses=" in services["postgres"]["command"]
+    redis_command = " ".join(services["redis"]["command"])
+    assert "--port 0" in redis_command and "requirepass" in redis_command
+    assert "$$REDIS_PASSWORD" in redis_command  # from the environment, not on argv
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert ":-" not in text  # no default for any variable, least of all a password
+    for secret in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "DJANGO_SECRET_KEY"):
+        assert f"${{{secret}:?" in text, secret
+    env = data["x-appliance"]["environment"]
+    assert "@%2Frun%2Fpostgresql/" in env["DATABASE_URL"]
+    assert env["CELERY_BROKER_URL"].startswith("redis+socket://:${REDIS_PASSWORD:?")
+    for name in ("web", "worker"):
+        volumes = services[name]["volumes"]
+        assert {"postgres-socket:/run/postgresql", "redis-socket:/run/redis"} <= set(volumes)
 
 
 def test_image_installs_the_daemons_from_debian() -> None:
