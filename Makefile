@@ -48,6 +48,7 @@ bench: $(VENV)/.deps-test
 	$(PY) bench/l7.py $(BENCH_ARGS)
 	$(PY) bench/overview.py
 	$(PY) bench/stunnel.py
+	$(PY) bench/pem_parse.py
 	$(PY) bench/lync_checks.py
 	$(PY) bench/lync_wizard.py
 

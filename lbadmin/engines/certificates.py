@@ -23,7 +23,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -260,9 +261,12 @@ def stunnel_pem(parsed: ParsedCertificate) -> bytes:
 # Reading files
 
 
-_PEM_BLOCK = re.compile(
-    r"-----BEGIN (?P<label>[A-Z0-9 ]+)-----\n.*?\n?-----END (?P=label)-----", re.DOTALL
-)
+# A block is a BEGIN line (anywhere, even mid-line) up to the first END marker of the same
+# label; an unterminated BEGIN is skipped. Found in linear time: a lazy DOTALL regex did the
+# same but rescanned the rest of the file for every unterminated BEGIN, so 256 KB of
+# "-----BEGIN A-----" lines held the GIL for ~25 s (finding 5 of issue 16).
+_PEM_BEGIN = re.compile(r"-----BEGIN (?P<label>[A-Z0-9 ]+)-----\n")
+_PEM_END = re.compile(r"-----END (?P<label>[A-Z0-9 ]+)-----")
 _CERT_LABELS = {"CERTIFICATE", "X509 CERTIFICATE"}
 _KEY_LABELS = {
     "PRIVATE KEY",
@@ -299,9 +303,9 @@ def _read_pem(
     keys: list[PrivateKey] = []
     saw_csr = False
     found = False
-    for match in _PEM_BLOCK.finditer(text):
+    for label, block_text in _pem_blocks(text):
         found = True
-        label, block = match["label"], match.group(0).encode("ascii", "replace")
+        block = block_text.encode("ascii", "replace")
         if label in _CERT_LABELS:
             try:
                 certs.append(
@@ -328,6 +332,31 @@ def _read_pem(
     if not found:
         raise CertificateError(MSG_NOT_CERTIFICATE)
     return certs, keys, saw_csr
+
+
+def _pem_blocks(text: str) -> Iterator[tuple[str, str]]:
+    """(label, text from BEGIN to END inclusive) of each PEM block, in file order."""
+    # Where every END marker starts, by label. Each "-----END " is tried, so markers sharing
+    # dashes ("-----END A-----END B-----") are all seen; the label runs are disjoint, so this
+    # pass is linear.
+    ends: dict[str, list[int]] = {}
+    at = text.find("-----END ")
+    while at != -1:
+        end = _PEM_END.match(text, at)
+        if end is not None:
+            ends.setdefault(end["label"], []).append(at)
+        at = text.find("-----END ", at + 1)
+    position = 0
+    while (begin := _PEM_BEGIN.search(text, position)) is not None:
+        label = begin["label"]
+        starts = ends.get(label, [])
+        index = bisect_left(starts, begin.end())  # the first matching END after the BEGIN line
+        if index == len(starts):
+            position = begin.start() + 1  # unterminated: skipped, looking on from just after it
+            continue
+        stop = starts[index] + len(f"-----END {label}-----")
+        yield label, text[begin.start() : stop]
+        position = stop  # BEGIN lines inside a block are part of its body
 
 
 def _load_pem_key(block: bytes, label: str, password: str | None) -> PrivateKey:

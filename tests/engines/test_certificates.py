@@ -512,6 +512,155 @@ def test_naive_now_is_a_programming_error(pki: Pki) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# PEM splitting: hostile uploads (finding 5 of issue 16)
+#
+# The former lazy DOTALL regex rescanned the rest of the file for every unterminated BEGIN
+# line: ~25 s for 256 KB of them. No timed assertion here (shared, noisy machines): these
+# check the answers, and that each marker is looked at once; bench/pem_parse.py has the times.
+
+# The former regex, kept as the reference the splitter must agree with (fast on small input).
+_FORMER_PEM_BLOCK = re.compile(
+    r"-----BEGIN (?P<label>[A-Z0-9 ]+)-----\n.*?\n?-----END (?P=label)-----", re.DOTALL
+)
+
+
+def _fill(unit: bytes, *, head: bytes = b"", tail: bytes = b"") -> bytes:
+    """head + as many whole units as fit + tail: an upload of the largest allowed size."""
+    count = (c.MAX_UPLOAD_BYTES - len(head) - len(tail)) // len(unit)
+    data = head + unit * count + tail
+    assert c.MAX_UPLOAD_BYTES - len(unit) < len(data) <= c.MAX_UPLOAD_BYTES
+    return data
+
+
+_MIXED_UNTERMINATED = b"".join(
+    f"-----BEGIN {label}-----\nMIIBAAAA\n".encode()
+    for label in (
+        "CERTIFICATE",
+        "PRIVATE KEY",
+        "ENCRYPTED PRIVATE KEY",
+        "RSA PRIVATE KEY",
+        "X509 CERTIFICATE",
+        "PKCS7",
+        "A",
+    )
+)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _fill(b"-----BEGIN A-----\n"),
+        _fill(b"-----BEGIN A-----\r\n"),  # saved on Windows
+        _fill(_MIXED_UNTERMINATED),
+        _fill(b"-----END CERTIFICATE-----\n", head=b"-----BEGIN A-----\n"),
+        _fill(b"-----END A-----\n"),  # no BEGIN at all: read as DER, refused the same way
+        _fill(b"-----BEGIN A-----\n-----END B-----\n"),
+        _fill(b"QUFBQUFB" * 8 + b"\n", head=b"-----BEGIN CERTIFICATE-----\n"),  # no END
+    ],
+    ids=[
+        "begin-lines",
+        "begin-lines-crlf",
+        "unterminated-mixed-labels",
+        "end-lines-after-one-begin",
+        "end-lines-only",
+        "begin-end-mismatched",
+        "huge-body-no-end",
+    ],
+)
+def test_hostile_pem_is_not_a_certificate(data: bytes) -> None:
+    assert _refused(data) == c.MSG_NOT_CERTIFICATE
+    _csr, key_pem = c.make_csr(common_name=LEAF_CN, sans=[], key_type="ec256")
+    with pytest.raises(CertificateError) as caught:
+        c.accept_signed(data, key_pem=key_pem, now=NOW)
+    assert str(caught.value) == c.MSG_NOT_CERTIFICATE
+
+
+def test_hostile_pem_closed_once_is_one_block() -> None:
+    # One END after all the BEGIN lines: the first BEGIN's block swallows the rest, as before.
+    data = _fill(b"-----BEGIN A-----\n", tail=b"-----END A-----\n")
+    assert _refused(data) == (
+        'The file contains a "A" block; only certificates, private keys and certificate chains '
+        "are accepted."
+    )
+    data = _fill(b"-----BEGIN CERTIFICATE-----\n", tail=b"-----END CERTIFICATE-----\n")
+    assert _refused(data) == c.MSG_CERT_UNREADABLE
+
+
+def test_bundle_among_hostile_lines_still_parses(pki: Pki) -> None:
+    # Unterminated BEGIN lines are skipped wherever they are, so the real blocks are found.
+    bundle = pki.all_in_one()
+    _assert_full(_parse(_fill(b"-----BEGIN A-----\n", head=bundle)), pki)
+    _assert_full(_parse(_fill(b"-----BEGIN A-----\n", tail=bundle)), pki)
+    _assert_full(_parse(_fill(b"-----END A-----\n-----BEGIN B-----\n", head=bundle)), pki)
+
+
+class _Counting:
+    """A compiled pattern that counts the searches and matches made through it."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.calls = 0
+
+    def search(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        self.calls += 1
+        return self.pattern.search(text, pos)
+
+    def match(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        self.calls += 1
+        return self.pattern.match(text, pos)
+
+
+def test_pem_splitting_looks_at_each_marker_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each BEGIN line is searched for once (plus the search that finds none left) and each END
+    # marker is read once: no rescanning of the rest of the file per BEGIN line.
+    begin, end = _Counting(c._PEM_BEGIN), _Counting(c._PEM_END)
+    monkeypatch.setattr(c, "_PEM_BEGIN", begin)
+    monkeypatch.setattr(c, "_PEM_END", end)
+    unit = b"-----BEGIN A-----\n-----END B-----\n"
+    data = _fill(unit)
+    pairs = len(data) // len(unit)
+    assert _refused(data) == c.MSG_NOT_CERTIFICATE
+    assert (begin.calls, end.calls) == (pairs + 1, pairs)
+
+
+_FRAGMENTS = [
+    "-----BEGIN A-----\n",
+    "-----BEGIN A-----",
+    "-----BEGIN B-----\n",
+    "-----BEGIN A B-----\n",
+    "-----BEGIN ",
+    "-----END A-----",
+    "-----END B-----",
+    "-----END A B-----",
+    "\n-----END A-----\n",
+    "-----END ",
+    "-----",
+    "-",
+    "BEGIN ",
+    "END ",
+    "A",
+    "B",
+    " ",
+    "x",
+    "Q==",
+    "\n",
+]
+
+
+def test_pem_blocks_found_as_the_former_regex_found_them() -> None:
+    # Random sequences of marker fragments (mid-line markers, shared dashes, nested and
+    # unterminated blocks): the same blocks, in the same order, as the former regex.
+    rng = random.Random(16)
+    matched = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(_FRAGMENTS) for _ in range(rng.randint(0, 14)))
+        former = [(m["label"], m[0]) for m in _FORMER_PEM_BLOCK.finditer(text)]
+        assert list(c._pem_blocks(text)) == former, text
+        matched += bool(former)
+    assert matched > 2000  # the fragments do make blocks, not only garbage
+
+
+# --------------------------------------------------------------------------------------------
 # Self-signed, CSR, signed certificate, stunnel
 
 
