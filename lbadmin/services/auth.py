@@ -1,7 +1,9 @@
 """Accounts of the WebUI: the factory user, login throttling and lockout, password changes.
 
 Failed logins are counted from the audit log itself, so the record admins read and the
-counter that locks accounts can never disagree.
+counter that throttles can never disagree. The throttle slows and blocks the guessing source
+(per account and source address, and per source address), never an account for everyone:
+otherwise anyone who can reach the login form could lock the administrator out.
 """
 
 import math
@@ -52,7 +54,7 @@ def default_user_ensure() -> User:
     return user
 
 
-def _failures(*, since: datetime, **match: str) -> tuple[int, datetime | None]:
+def _failures(*, since: datetime, **match: str | None) -> tuple[int, datetime | None]:
     row = AuditEntry.objects.filter(
         action=AuditEntry.Action.LOGIN_FAILED, at__gt=since, **match
     ).aggregate(count=Count("id"), last=Max("at"))
@@ -62,10 +64,13 @@ def _failures(*, since: datetime, **match: str) -> tuple[int, datetime | None]:
 def login_gate(*, username: str, source_ip: str | None, now: datetime | None = None) -> LoginGate:
     """Decide whether to check a password at all, before checking it.
 
-    Per account: after LBADMIN_LOGIN_THROTTLE_AFTER failures each attempt must wait
-    2**(extra failures) seconds; at LBADMIN_LOGIN_MAX_FAILURES_PER_USER the account is locked for
-    the window. A successful login resets the account's count. Per source address: at
-    LBADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS failures (any account) the address is locked.
+    Per source address: at LBADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS failures (any account) the
+    address is locked for the window. Per account and source address: after
+    LBADMIN_LOGIN_THROTTLE_AFTER failures each attempt must wait 2**(extra failures) seconds;
+    at LBADMIN_LOGIN_MAX_FAILURES_PER_USER that address is locked out of that account for the
+    window. A successful login resets that pair's count. Other addresses are never held back,
+    so the right password from elsewhere always gets in. Unknown sources (no address) count as
+    one source.
     """
     now = now or timezone.now()
     window = timedelta(seconds=settings.LBADMIN_LOGIN_WINDOW_SECONDS)
@@ -77,19 +82,24 @@ def login_gate(*, username: str, source_ip: str | None, now: datetime | None = N
                 "Too many failed logins from your address.", until=last + window, now=now
             )
 
+    pair = {"username": username, "source_ip": source_ip}  # source_ip=None: IS NULL
     last_success = (
-        AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN, username=username)
+        AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN, **pair)
         .order_by("-at")
         .values_list("at", flat=True)
         .first()
     )
     since = max(now - window, last_success) if last_success else now - window
-    count, last = _failures(since=since, username=username)
+    count, last = _failures(since=since, **pair)
     if last is None:
         return LoginGate(allowed=True)
     if count >= settings.LBADMIN_LOGIN_MAX_FAILURES_PER_USER:
+        # Said plainly: the administrator locked out here can sign in from another machine.
         return _refuse(
-            "This account is locked after too many failed logins.", until=last + window, now=now
+            "This account is locked after too many failed logins. "
+            "Other addresses can still sign in.",
+            until=last + window,
+            now=now,
         )
     extra = count - settings.LBADMIN_LOGIN_THROTTLE_AFTER
     if extra >= 0:
