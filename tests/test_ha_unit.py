@@ -7,11 +7,14 @@ import json
 import re
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.test import Client
+from django.utils import timezone
 
-from lbadmin.models import AuditEntry, HaNode, VirtualService
+from lbadmin.models import AuditEntry, HaNode, PeerNonce, User, VirtualService
 from lbadmin.services import ha
 from lbadmin.services.certificates import certificate_default_ensure
 from lbadmin.services.config import config_export
@@ -86,15 +89,39 @@ def test_pairing_with_itself_is_refused(client, admin_user) -> None:
     assert answer.status_code == 409 and "itself" in answer.json()["error"]
 
 
-def signed_headers(node_id: str, key: bytes, method: str, path: str, body: bytes, when=None):
+def header(name: str) -> str:
+    """The WSGI key the test client takes for an HTTP header."""
+    return f"HTTP_{name.upper().replace('-', '_')}"
+
+
+def signed_headers(
+    node_id: str,
+    key: bytes,
+    method: str,
+    path: str,
+    body: bytes,
+    when: float | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    """What the peer sends: a fresh random nonce unless one is given."""
     timestamp = f"{when if when is not None else time.time():.3f}"
+    nonce = ha.nonce_new() if nonce is None else nonce
     return {
-        f"HTTP_{ha.HEADER_NODE.upper().replace('-', '_')}": node_id,
-        f"HTTP_{ha.HEADER_TIME.upper().replace('-', '_')}": timestamp,
-        f"HTTP_{ha.HEADER_SIGNATURE.upper().replace('-', '_')}": ha.sign(
-            key, method, path, timestamp, body
-        ),
+        header(ha.HEADER_NODE): node_id,
+        header(ha.HEADER_TIME): timestamp,
+        header(ha.HEADER_NONCE): nonce,
+        header(ha.HEADER_SIGNATURE): ha.sign(key, method, path, timestamp, nonce, body),
     }
+
+
+def paired_slave(client: Client, admin_user: User) -> str:
+    """Make this node the slave of a master (key b"k" * 32); returns the master's node id."""
+    admin_user.set_password("Correct-Horse-9-battery")
+    admin_user.save()
+    master = str(uuid.uuid4())
+    answer = post_json(client, PAIR, pairing("Correct-Horse-9-battery", master_node_id=master))
+    assert answer.status_code == 200, answer.content
+    return master
 
 
 def test_only_the_peer_with_the_pair_key_is_heard(client, admin_user) -> None:
@@ -255,5 +282,122 @@ def test_odd_signed_headers_are_refused_not_crashed(client, admin_user) -> None:
     headers = signed_headers(master, b"k" * 32, "GET", path, b"")
     headers["HTTP_X_LBADMIN_SIGNATURE"] = "é" * 64
     assert client.get(path, **headers).status_code == 403
-    nested = "[" * 100_000 + "]" * 100_000
+    # Deep enough to pass json's recursion limit, small enough for the pairing route's body cap.
+    nested = "[" * 5_000 + "]" * 5_000
     assert client.post(PAIR, nested, content_type="application/json").status_code == 400
+
+
+def test_a_replayed_signed_call_is_refused(client, admin_user, monkeypatch) -> None:
+    from lbadmin.views import ha_api
+
+    restarts: list[str] = []
+    monkeypatch.setattr(ha_api, "daemon_restart", lambda name: restarts.append(name) or "")
+    master = paired_slave(client, admin_user)
+    path, body = "/lbadmin/api/ha/restart-heartbeat/", b"{}"
+    captured = signed_headers(master, b"k" * 32, "POST", path, body)
+    first = client.post(path, body, content_type="application/json", **captured)
+    assert first.status_code == 200 and first.json()["ok"], first.content
+    # The same bytes again, well inside the time window: refused, keepalived not restarted.
+    again = client.post(path, body, content_type="application/json", **captured)
+    assert again.status_code == 403
+    assert "already received" in again.json()["error"]
+    assert restarts == ["keepalived"]
+    # A new call (fresh nonce) from the peer is still heard.
+    fresh = signed_headers(master, b"k" * 32, "POST", path, body)
+    assert client.post(path, body, content_type="application/json", **fresh).status_code == 200
+    assert restarts == ["keepalived", "keepalived"]
+
+
+def test_a_replayed_read_is_refused_too(client, admin_user) -> None:
+    master = paired_slave(client, admin_user)
+    path = "/lbadmin/api/ha/status/"
+    captured = signed_headers(master, b"k" * 32, "GET", path, b"")
+    assert client.get(path, **captured).status_code == 200
+    assert client.get(path, **captured).status_code == 403
+
+
+def test_calls_dated_in_the_future_are_refused(client, admin_user) -> None:
+    master = paired_slave(client, admin_user)
+    path = "/lbadmin/api/ha/status/"
+    ahead = client.get(
+        path, **signed_headers(master, b"k" * 32, "GET", path, b"", when=time.time() + 60)
+    )
+    assert ahead.status_code == 403
+    assert "ahead of this appliance's clock" in ahead.json()["error"]
+    # A little skew between the clocks is fine.
+    slight = signed_headers(master, b"k" * 32, "GET", path, b"", when=time.time() + 10)
+    assert client.get(path, **slight).status_code == 200
+    assert not PeerNonce.objects.filter(
+        signed_at__gt=timezone.now() + timedelta(seconds=30)
+    ).exists()
+
+
+def test_a_call_from_the_past_window_with_a_fresh_nonce_is_heard(client, admin_user) -> None:
+    master = paired_slave(client, admin_user)
+    path = "/lbadmin/api/ha/status/"
+    old = signed_headers(master, b"k" * 32, "GET", path, b"", when=time.time() - 200)
+    assert client.get(path, **old).status_code == 200
+    too_old = signed_headers(master, b"k" * 32, "GET", path, b"", when=time.time() - 400)
+    answer = client.get(path, **too_old)
+    assert answer.status_code == 403 and "s old" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "nonce", ["", "abc", "g" * 32, "A" * 32, "a" * 31, "a" * 33, "a" * 31 + "\n"]
+)
+def test_a_missing_or_malformed_nonce_is_refused(client, admin_user, nonce) -> None:
+    master = paired_slave(client, admin_user)
+    path = "/lbadmin/api/ha/status/"
+    headers = signed_headers(master, b"k" * 32, "GET", path, b"", nonce=nonce)
+    answer = client.get(path, **headers)
+    assert answer.status_code == 403 and "nonce" in answer.json()["error"]
+    del headers[header(ha.HEADER_NONCE)]
+    answer = client.get(path, **headers)
+    assert answer.status_code == 403 and "nonce" in answer.json()["error"]
+    assert not PeerNonce.objects.exists()
+
+
+def test_the_nonce_is_bound_by_the_signature(client, admin_user) -> None:
+    master = paired_slave(client, admin_user)
+    path = "/lbadmin/api/ha/status/"
+    headers = signed_headers(master, b"k" * 32, "GET", path, b"")
+    # A replay with another nonce: the MAC no longer matches, and nothing is remembered.
+    headers[header(ha.HEADER_NONCE)] = ha.nonce_new()
+    answer = client.get(path, **headers)
+    assert answer.status_code == 403 and "signature is wrong" in answer.json()["error"]
+    assert not PeerNonce.objects.exists()
+
+
+def test_remembered_nonces_are_purged_once_their_calls_are_too_old(client, admin_user) -> None:
+    master = paired_slave(client, admin_user)
+    path = "/lbadmin/api/ha/status/"
+    stale = PeerNonce.objects.create(
+        nonce="0" * 32, signed_at=timezone.now() - timedelta(seconds=ha.MAX_AGE_S + 5)
+    )
+    kept = PeerNonce.objects.create(
+        nonce="1" * 32, signed_at=timezone.now() - timedelta(seconds=ha.MAX_AGE_S - 60)
+    )
+    assert (
+        client.get(path, **signed_headers(master, b"k" * 32, "GET", path, b"")).status_code == 200
+    )
+    remembered = set(PeerNonce.objects.values_list("nonce", flat=True))
+    assert stale.nonce not in remembered and kept.nonce in remembered and len(remembered) == 2
+
+
+def test_peer_call_signs_with_a_fresh_nonce_the_receiver_accepts() -> None:
+    """What peer_call sends passes verify_peer_call on the peer, exactly once."""
+    from lbadmin.services.secrets import secret_encrypt
+
+    master = HaNode(node_id=uuid.uuid4(), pair_key_encrypted=secret_encrypt(b"p" * 32))
+    first = ha.signed_call_headers(master, "POST", "/lbadmin/api/ha/sync/", b"{}")
+    second = ha.signed_call_headers(master, "POST", "/lbadmin/api/ha/sync/", b"{}")
+    assert first[ha.HEADER_NONCE] != second[ha.HEADER_NONCE]
+    assert ha.NONCE_RE.fullmatch(first[ha.HEADER_NONCE])
+    slave = HaNode(
+        role=HaNode.Role.SLAVE, peer_node_id=master.node_id,
+        pair_key_encrypted=secret_encrypt(b"p" * 32),
+    )  # fmt: skip
+    ha.verify_peer_call(slave, "POST", "/lbadmin/api/ha/sync/", first, b"{}")
+    with pytest.raises(ha.PeerAuthError, match="already received"):
+        ha.verify_peer_call(slave, "POST", "/lbadmin/api/ha/sync/", first, b"{}")
+    ha.verify_peer_call(slave, "POST", "/lbadmin/api/ha/sync/", second, b"{}")

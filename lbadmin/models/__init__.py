@@ -1,7 +1,7 @@
 from .audit import AuditEntry
 from .certificate import SslCertificate, SslTermination
 from .config_state import ConfigRevision, ConfigState
-from .ha import HaNode, HaSettings
+from .ha import HaNode, HaSettings, PeerNonce
 from .l4 import L4RealServer, L4VirtualService
 from .l7 import L7Settings, RealServer, VirtualService
 from .network import HostSettings, NetworkAddress, NetworkInterface, StaticRoute
@@ -21,6 +21,7 @@ __all__ = [
     "LyncDeployment",
     "NetworkAddress",
     "NetworkInterface",
+    "PeerNonce",
     "RealServer",
     "SslCertificate",
     "SslTermination",

@@ -69,3 +69,21 @@ class HaSettings(models.Model):
     def load(cls) -> "HaSettings":
         settings, _ = cls.objects.get_or_create(pk=1)
         return settings
+
+
+class PeerNonce(models.Model):
+    """A nonce of a signed call the peer made, remembered so the call cannot be replayed
+    (lbadmin.services.ha.verify_peer_call). Local to the node; rows older than the calls'
+    accepted age are purged as new ones come."""
+
+    # 128 random bits as hex; unique: a second insert of the same nonce is the replay.
+    nonce = models.CharField(max_length=32, unique=True)
+    # The call's own (signed) time, not the arrival: the purge then never forgets a nonce
+    # whose call would still pass the time check.
+    signed_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "HA peer nonce"
+
+    def __str__(self) -> str:
+        return self.nonce

@@ -5,8 +5,13 @@ Trust between the nodes:
 - Pairing: the master calls the peer's HTTPS API once with the peer's `loadbalancer` password
   (checked behind the same login throttle as the WebUI, never stored) and hands it a fresh
   random pair key. Each side pins the other's WebUI certificate (SHA-256).
-- Afterwards every call carries an HMAC-SHA256 of method, path, time and body under the pair
-  key; the receiver checks the sender's node id, the clock (±5 min) and the MAC.
+- Afterwards every call carries an HMAC-SHA256 of method, path, time, a random nonce and body
+  under the pair key. The receiver checks, in this order, the sender's node id, the time (at
+  most MAX_AGE_S old, at most MAX_FUTURE_SKEW_S ahead of its own clock), the MAC, and last
+  that it has not seen the nonce yet: it remembers nonces (PeerNonce) as long as their time is
+  acceptable, so a captured call cannot be replayed (a second keepalived restart, a sync
+  applied again). Only calls that passed the MAC are remembered, so forged ones cannot fill
+  the table.
 - Private keys of certificates travel re-encrypted under a key derived from the pair key; each
   node stores them under its own key file.
 """
@@ -21,7 +26,9 @@ import secrets
 import ssl
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
@@ -29,11 +36,11 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lbadmin.engines.netinfo import interface_for
-from lbadmin.models import AuditEntry, ConfigRevision, HaNode, HaSettings, User
+from lbadmin.models import AuditEntry, ConfigRevision, HaNode, HaSettings, PeerNonce, User
 from lbadmin.render.snapshot import VrrpInstance
 from lbadmin.services.audit import audit_record
 from lbadmin.services.secrets import secret_decrypt, secret_encrypt
@@ -42,12 +49,18 @@ API_PREFIX = "/lbadmin/api/ha/"
 HEADER_NODE = "X-Lbadmin-Node"
 HEADER_TIME = "X-Lbadmin-Time"
 HEADER_SIGNATURE = "X-Lbadmin-Signature"
-MAX_CLOCK_SKEW_S = 300
+HEADER_NONCE = "X-Lbadmin-Nonce"
+MAX_AGE_S = 300  # how old a signed call may be; its nonce is remembered that long
+# How far ahead of the receiver's clock a call may be dated: some clock skew, no more, so a call
+# withheld on the way (or signed ahead) cannot be delivered long after it was made.
+MAX_FUTURE_SKEW_S = 30
+NONCE_BYTES = 16  # 128 bits, sent as 32 lowercase hex digits
 CALL_TIMEOUT_S = 10.0
 SYNC_WAIT_S = 90.0  # how long the slave waits for its own apply before answering
 MAX_BODY = 16 * 1024 * 1024
 FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
 TIMESTAMP_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
+NONCE_RE = re.compile(rf"[0-9a-f]{{{2 * NONCE_BYTES}}}")
 
 
 class PeerError(Exception):
@@ -75,13 +88,37 @@ def _wrapping(key: bytes) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
-def sign(key: bytes, method: str, path: str, timestamp: str, body: bytes) -> str:
-    message = f"{method}\n{path}\n{timestamp}\n".encode() + body
+def sign(key: bytes, method: str, path: str, timestamp: str, nonce: str, body: bytes) -> str:
+    # Unambiguous: method, path, timestamp and nonce never hold a newline (timestamp and nonce
+    # are checked against their patterns before the MAC is).
+    message = f"{method}\n{path}\n{timestamp}\n{nonce}\n".encode() + body
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def verify_peer_call(node: HaNode, method: str, path: str, headers: Any, body: bytes) -> None:
-    """Raises PeerAuthError unless the call is signed by this node's paired peer."""
+def nonce_new() -> str:
+    return secrets.token_hex(NONCE_BYTES)
+
+
+def signed_call_headers(node: HaNode, method: str, path: str, body: bytes) -> dict[str, str]:
+    """The headers that prove a call comes from ``node`` (its peer checks them)."""
+    timestamp = f"{time.time():.3f}"
+    nonce = nonce_new()
+    return {
+        HEADER_NODE: str(node.node_id),
+        HEADER_TIME: timestamp,
+        HEADER_NONCE: nonce,
+        HEADER_SIGNATURE: sign(pair_key(node), method, path, timestamp, nonce, body),
+    }
+
+
+def verify_peer_call(
+    node: HaNode, method: str, path: str, headers: Any, body: bytes | Callable[[], bytes]
+) -> None:
+    """Raises PeerAuthError unless the call is signed by this node's paired peer and is not a
+    replay. Checks are cheapest first; the nonce is only remembered once the MAC is right.
+    ``body`` may be a function that reads it: it is read only once the headers passed, so a
+    caller without the pair's node id and a fresh time cannot make this node read a large body.
+    """
     if not node.paired or not node.peer_node_id:
         raise PeerAuthError("this appliance is not in a pair")
     if headers.get(HEADER_NODE, "") != str(node.peer_node_id):
@@ -89,13 +126,44 @@ def verify_peer_call(node: HaNode, method: str, path: str, headers: Any, body: b
     timestamp = headers.get(HEADER_TIME, "")
     if not TIMESTAMP_RE.fullmatch(timestamp):  # float() would take "nan", "inf"
         raise PeerAuthError("the call carries no valid time")
-    skew = abs(time.time() - float(timestamp))
-    if skew > MAX_CLOCK_SKEW_S:
-        raise PeerAuthError(f"the nodes' clocks differ by {skew:.0f} s: set both right")
-    expected = sign(pair_key(node), method, path, timestamp, body).encode()
+    signed_at = float(timestamp)
+    age = time.time() - signed_at
+    if age < -MAX_FUTURE_SKEW_S:
+        raise PeerAuthError(
+            f"the call is dated {-age:.0f} s ahead of this appliance's clock (at most "
+            f"{MAX_FUTURE_SKEW_S} s allowed): set both nodes' clocks right"
+        )
+    if age > MAX_AGE_S:
+        raise PeerAuthError(
+            f"the call is {age:.0f} s old by this appliance's clock (at most {MAX_AGE_S} s "
+            "allowed): set both nodes' clocks right"
+        )
+    nonce = headers.get(HEADER_NONCE, "")
+    if not NONCE_RE.fullmatch(nonce):
+        raise PeerAuthError("the call carries no valid nonce")
+    data = body() if callable(body) else body
+    expected = sign(pair_key(node), method, path, timestamp, nonce, data).encode()
     given = headers.get(HEADER_SIGNATURE, "").encode("utf-8", "replace")
     if not hmac.compare_digest(expected, given):
         raise PeerAuthError("the call's signature is wrong")
+    if not _nonce_remember(nonce, signed_at=signed_at):
+        raise PeerAuthError("the call was already received once: a replay is refused")
+
+
+def _nonce_remember(nonce: str, *, signed_at: float) -> bool:
+    """Insert-or-refuse: False when the nonce was seen before. The unique column decides, so
+    two copies of one call arriving at once cannot both pass."""
+    # Forget nonces whose calls are too old to pass the time check anyway.
+    cutoff = datetime.fromtimestamp(time.time() - MAX_AGE_S, tz=UTC)
+    PeerNonce.objects.filter(signed_at__lt=cutoff).delete()
+    try:
+        with transaction.atomic():  # a savepoint: the refusal leaves any outer transaction usable
+            PeerNonce.objects.create(
+                nonce=nonce, signed_at=datetime.fromtimestamp(signed_at, tz=UTC)
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def webui_fingerprint() -> str:
@@ -130,12 +198,7 @@ def peer_call(
     url_path = API_PREFIX + path
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if node is not None:
-        timestamp = f"{time.time():.3f}"
-        headers |= {
-            HEADER_NODE: str(node.node_id),
-            HEADER_TIME: timestamp,
-            HEADER_SIGNATURE: sign(pair_key(node), method, url_path, timestamp, body),
-        }
+        headers |= signed_call_headers(node, method, url_path, body)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # self-signed WebUI certificates: pinned instead

@@ -44,7 +44,9 @@ def peer_only(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
     def checked(request: HttpRequest) -> JsonResponse:
         node = HaNode.load()
         try:
-            ha.verify_peer_call(node, request.method, request.path, request.headers, request.body)
+            ha.verify_peer_call(
+                node, request.method, request.path, request.headers, lambda: request.body
+            )
         except ha.PeerAuthError as error:
             return _error(str(error), 403)
         return view(request, node)
