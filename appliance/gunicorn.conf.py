@@ -21,6 +21,7 @@ graceful_timeout = 10
 accesslog = "-"
 errorlog = "-"
 proc_name = "lbadmin-web"
+umask = 0o077  # as appliance/__init__.py: nothing gunicorn writes is for other users
 # Gunicorn's control socket lives at one path per user; the appliance does not use it, and two
 # instances (the WebUI and the test suite's) would contend for it.
 control_socket_disable = True

@@ -58,6 +58,9 @@ def persistent_secret_key(path: Path) -> str:
 # --- Where the appliance keeps its state -------------------------------------------------------
 
 LBADMIN_VAR_DIR = Path(env_str("LBADMIN_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+# Only this user may enter it (with the umask in appliance/__init__.py, for a new var/; the
+# serve command tightens an old one).
+LBADMIN_VAR_DIR_MODE = 0o700
 LBADMIN_APPLIANCE_NAME = env_str("LBADMIN_APPLIANCE_NAME", "Loadbalancer")
 LBADMIN_HTTPS_BIND = env_str("LBADMIN_HTTPS_BIND", "0.0.0.0")  # noqa: S104 - the WebUI listens on every interface like the appliance
 LBADMIN_HTTPS_PORT = env_int("LBADMIN_HTTPS_PORT", 9443, minimum=1)
@@ -85,12 +88,16 @@ LBADMIN_DEFAULT_USERNAME = "loadbalancer"
 LBADMIN_DEFAULT_PASSWORD = "loadbalancer"  # noqa: S105 - the documented factory default
 
 # Login throttling: failures counted inside the window; reaching a limit locks out for the window.
+# Only the guessing source is held back, never an account for every address (lbadmin.services.auth).
 LBADMIN_LOGIN_WINDOW_SECONDS = env_int("LBADMIN_LOGIN_WINDOW_SECONDS", 900, minimum=1)
+# Failures on one account from one address that lock that address out of that account (the name
+# predates per-address counting; kept so existing environments keep working).
 LBADMIN_LOGIN_MAX_FAILURES_PER_USER = env_int("LBADMIN_LOGIN_MAX_FAILURES_PER_USER", 5, minimum=1)
 LBADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int(
     "LBADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1
 )
-# After this many failures each further attempt must wait (2 ** extra failures) seconds.
+# After this many failures on one account from one address, each further attempt from there
+# must wait (2 ** extra failures) seconds.
 LBADMIN_LOGIN_THROTTLE_AFTER = env_int("LBADMIN_LOGIN_THROTTLE_AFTER", 3, minimum=1)
 
 # --- Django core -------------------------------------------------------------------------------
@@ -120,6 +127,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "lbadmin.middleware.RequestBodyLimit",  # before anything reads the body (CSRF's view hook)
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -129,9 +137,14 @@ MIDDLEWARE = [
     "lbadmin.middleware.SlaveReadOnly",
 ]
 
-# A configuration pushed to the HA slave is one JSON body (the benchmark's 10,000 real servers
-# make ~3 MB); Django's 2.5 MB default would refuse it. Certificate uploads have their own cap.
+# Each route's own bound is lbadmin.middleware.RequestBodyLimit's; these are Django's backstops at
+# the largest of them. A configuration pushed to the HA slave is one JSON body (the benchmark's
+# 10,000 real servers make ~3 MB). Uploads (at most 1 MB with the form) stay in memory: nothing
+# a request sends is written to disk.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024 + 1
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
 
 ROOT_URLCONF = "appliance.urls"
 WSGI_APPLICATION = "appliance.wsgi.application"

@@ -1,7 +1,7 @@
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
@@ -95,3 +95,50 @@ class SlaveReadOnly:
             status=403,
             content_type="text/plain",
         )
+
+
+# Bounds on a request's body, by who is asking: checked against Content-Length before anything
+# (CSRF, the form parser, a view) reads the body, so a large body costs neither memory nor disk.
+ANONYMOUS_BODY_BYTES = 16 * 1024  # the login form, the HA pairing request
+SIGNED_IN_BODY_BYTES = 1024 * 1024  # forms, certificate and wizard uploads (certificates ≤ 256 KB)
+PEER_BODY_BYTES = 16 * 1024 * 1024  # a signed push of the whole configuration to the HA slave
+PEER_API_PREFIX = "/lbadmin/api/ha/"
+PEER_PAIRING_PATH = "/lbadmin/api/ha/pair/"  # password-checked, so anonymous-sized
+
+
+def body_limit(request: HttpRequest) -> int:
+    """How many body bytes this request may carry."""
+    path = request.path
+    if path.startswith(PEER_API_PREFIX) and path != PEER_PAIRING_PATH:
+        return PEER_BODY_BYTES  # the signature covers the body: the view checks it
+    if request.user.is_authenticated:
+        return SIGNED_IN_BODY_BYTES
+    return ANONYMOUS_BODY_BYTES
+
+
+class RequestBodyLimit:
+    """Refuses a body over its bound (413) from Content-Length alone, before it is read: an
+    anonymous request may carry 16 KB, so uploads need a signed-in session. A chunked body
+    with no Content-Length is never read by Django. Uploads that pass stay in memory
+    (FILE_UPLOAD_MAX_MEMORY_SIZE is above every bound): no request writes to disk."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        raw = request.META.get("CONTENT_LENGTH") or "0"
+        if not raw.isascii() or not raw.isdigit():
+            return _body_refused(request, 400, "The request's Content-Length is not a number.")
+        length, limit = int(raw), body_limit(request)
+        if length > limit:
+            return _body_refused(
+                request, 413, f"The request's body is larger than {limit // 1024} KB."
+            )
+        return self.get_response(request)
+
+
+def _body_refused(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    # The unread body is gunicorn's to discard as it arrives (never stored) on keep-alive.
+    if request.path.startswith(PEER_API_PREFIX):
+        return JsonResponse({"error": message}, status=status)
+    return HttpResponse(message, status=status, content_type="text/plain")

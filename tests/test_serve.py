@@ -1,6 +1,7 @@
 """`make run`'s own entry point, `manage.py serve`, on the embedded defaults: an SQLite file and
 a filesystem broker under var/, no database or broker server — with the real daemons."""
 
+import copy
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, free_port, https_get, wait_until
+from tests.test_config_apply import GUIDE
 
 pytestmark = pytest.mark.daemons
 
@@ -31,6 +33,17 @@ def embedded_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def one_service_document(port: int) -> dict:
+    """The guide's document with one Layer 7 service moved onto loopback."""
+    document = copy.deepcopy(GUIDE)
+    service = document["layer7"]["virtual_services"][0]
+    service.update(ip="127.0.10.30", ports=[port])
+    for number, server in enumerate(service["real_servers"], start=31):
+        server["ip"] = f"127.0.10.{number}"
+    document["layer7"]["virtual_services"] = [service]
+    return document
+
+
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
@@ -46,6 +59,8 @@ def test_serve_runs_the_whole_appliance_without_servers(embedded_env, tmp_path: 
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     var = Path(embedded_env["LBADMIN_VAR_DIR"])
+    var.mkdir(mode=0o755)
+    var.chmod(0o755)  # as an appliance of a version before the umask left it
     try:
 
         def login_page_served() -> bool:
@@ -76,6 +91,21 @@ def test_serve_runs_the_whole_appliance_without_servers(embedded_env, tmp_path: 
         )  # fmt: skip
         assert probe.returncode == 0, probe.stderr
         assert json.loads(probe.stdout)["haproxy"]["running"] is True
+        # An apply through the worker writes haproxy.cfg, its last good copy, the revision.
+        document = tmp_path / "config.json"
+        document.write_text(json.dumps(one_service_document(free_port("127.0.10.30"))))
+        imported = manage(embedded_env, "lbconfig", "import", str(document))
+        assert imported.returncode == 0, imported.stderr
+        applied = manage(embedded_env, "lbconfig", "apply", "--wait", "--timeout", "45")
+        assert "Applied" in applied.stdout, applied.stdout + applied.stderr
+        # Nothing under var/ is for other users: not the database, not a key, not a socket.
+        assert oct(var.stat().st_mode & 0o777) == "0o700"
+        exposed = [
+            f"{path} {oct(path.lstat().st_mode & 0o777)}"
+            for path in [var, *var.rglob("*")]
+            if not path.is_symlink() and path.lstat().st_mode & 0o007
+        ]
+        assert not exposed, exposed
 
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=30) == 0

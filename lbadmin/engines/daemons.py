@@ -1773,10 +1773,24 @@ class KeepalivedControl(Controller):
             os.fspath(self.layout.keepalived_checkers_pid_file),
             "-b",
             os.fspath(self.layout.keepalived_bfd_pid_file),
+            # keepalived sets its own umask (022) rather than inheriting ours.
+            "--umask=077",
         ]
         if self.vrrp_only:
             argv.append("--vrrp")
         return argv
+
+    def _make_pid_files_private(self) -> None:
+        # keepalived creates its pid files 0644 whatever the umask: nothing under var/ may be
+        # readable by other users.
+        for path in (
+            self.layout.keepalived_pid_file,
+            self.layout.keepalived_vrrp_pid_file,
+            self.layout.keepalived_checkers_pid_file,
+            self.layout.keepalived_bfd_pid_file,
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                path.chmod(0o600)
 
     def _read_config_line(self) -> str:
         # Logged (with --log-detail) each time the parent has opened and read its file.
@@ -1830,6 +1844,7 @@ class KeepalivedControl(Controller):
             if self.pid() == proc.pid and self._read_config_line() in lines:
                 settled = watch.settled()
                 if settled is not None and _keepalived_children_done(settled, 0):
+                    self._make_pid_files_private()
                     return
             if time.monotonic() >= deadline:
                 break

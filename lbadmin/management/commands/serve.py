@@ -38,6 +38,9 @@ class Command(BaseCommand):
         if unknown or not wanted:
             raise CommandError(f"--components takes {', '.join(COMPONENTS)}")
 
+        # An appliance upgraded from a version without the umask may have a var/ others read.
+        settings.LBADMIN_VAR_DIR.mkdir(parents=True, exist_ok=True)
+        settings.LBADMIN_VAR_DIR.chmod(settings.LBADMIN_VAR_DIR_MODE)
         if "web" in wanted:
             call_command("migrate", interactive=False, verbosity=0)
             call_command("lbadmin_setup")
