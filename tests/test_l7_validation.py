@@ -59,6 +59,12 @@ MANUAL = [
     "option httplog\x00",
     "option httplog\x1b",
     "",
+    # Lines that reach files, sockets or programs (security review; the whole table is in
+    # tests/test_manual_lines_security.py).
+    "acl a src -f /var/lib/lbadmin/secrets/certificates.key",
+    "http-request set-header X %[src,map_ip(/etc/shadow)]",
+    "filter spoe engine x config /etc/shadow",
+    "bind unix@/etc/passwd mode 666",
 ]
 
 SERVICE = {

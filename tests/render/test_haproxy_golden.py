@@ -466,6 +466,10 @@ HOSTILE_SNAPSHOTS: dict[str, HaproxySnapshot] = {
             ".if defined(X)",
             "",
             "   ",
+            "acl a src -f /var/lib/lbadmin/secrets/certificates.key",
+            "http-request set-header X %[src,map_ip(/etc/shadow)]",
+            "filter spoe engine x config /etc/shadow",
+            "bind unix@/etc/passwd mode 666",
         )
     },
     "manual lines as a bare string": one_service(manual_lines="mode http"),
