@@ -10,10 +10,12 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
+from lbadmin.engines import netinfo
 from tests.ha_support import CLIENT_IP, CLIENT_NS, wait_for
 
 pytest_plugins = ["tests.ha_support"]
@@ -181,6 +183,80 @@ def test_a_slave_that_was_down_catches_up(two_nodes, backend) -> None:
     client.post(a, "/lbadmin/cluster/ha/sync/")  # "Sync now" rather than the retry's pause
     wait_for(lambda: "WebWhileDown" in labels(b), 90, "the slave to catch up")
     wait_for(lambda: not node_state(a)["out_of_sync"], 30, "the master to record it")
+
+
+# Bounded load in the client's namespace: a GET to the VIP every 20 ms, each with its own
+# 1 s limit, for the given seconds; prints "<ok> <failed>".
+LOAD_PROGRAM = """
+import sys, time, urllib.request
+url, seconds = sys.argv[1], float(sys.argv[2])
+ok = failed = 0
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            answer.read()
+        ok += 1
+    except OSError:
+        failed += 1
+    time.sleep(0.02)
+print(ok, failed, flush=True)
+"""
+
+
+def holders(a, b, address: str) -> list[str]:
+    return [n.name for n in (a, b) if netinfo.holds_address(address, netns=f"lbha-{n.name}")]
+
+
+def watch_apply(a, b, addresses: tuple[str, ...], seconds: float) -> tuple[list[dict], int, int]:
+    """Apply on the master while a client loads the VIP; the holders of ``addresses`` every
+    50 ms until ``seconds`` have passed (the push and the slave's apply included)."""
+    load = subprocess.Popen(
+        ["ip", "netns", "exec", CLIENT_NS, sys.executable, "-c", LOAD_PROGRAM,
+         f"http://{VIP}/", str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    started, samples = time.monotonic(), []
+    apply_thread = threading.Thread(target=apply, args=(a,))  # lbconfig apply --wait on A
+    apply_thread.start()
+    while time.monotonic() - started < seconds:
+        samples.append({address: holders(a, b, address) for address in addresses})
+        time.sleep(0.05)
+    apply_thread.join(timeout=120)
+    out, _ = load.communicate(timeout=30)
+    ok, failed = (int(n) for n in out.split())
+    return samples, ok, failed
+
+
+def test_applies_that_change_the_address_set_keep_one_master(two_nodes, backend) -> None:
+    """Issue 17, item 1: the master applies before its push reaches the slave, so for a while
+    the nodes float different address sets; the slave must keep hearing the master."""
+    a, b, client = two_nodes
+    wait_for(lambda: holders(a, b, VIP) == ["a"], 30, "the master to hold the VIP")
+    extra = "192.0.2.12"
+    for change in ("add", "remove"):
+        if change == "add":
+            add_web_service(client, a, "WebExtra", ip=extra)
+        else:
+            pk = a.shell(
+                "from lbadmin.models import VirtualService; "
+                "print(VirtualService.objects.get(label='WebExtra').pk)"
+            ).split()[-1]
+            deleted = client.post(a, f"/lbadmin/cluster/l7/services/{pk}/delete/")
+            assert deleted.status == 302, deleted.text[:2000]
+        samples, ok, failed = watch_apply(a, b, (VIP, extra), seconds=8.0)
+        two = [sample for sample in samples if any(len(h) > 1 for h in sample.values())]
+        print(
+            f"\n{change} a VIP: {len(samples)} samples, {len(two)} with two holders; "
+            f"{ok} requests answered, {failed} failed"
+        )
+        assert not two, two[:3]
+        assert holders(a, b, VIP) == ["a"]
+        assert holders(a, b, extra) == (["a"] if change == "add" else [])
+        assert failed == 0
+        wait_for(lambda: not node_state(a)["out_of_sync"], 60, "the slave to run it too")
+        in_b = "WebExtra" in labels(b)
+        assert in_b == (change == "add")
 
 
 def test_take_over_and_hand_back(two_nodes, backend) -> None:

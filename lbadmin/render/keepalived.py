@@ -48,7 +48,8 @@ VRRP (the HA pair's floating addresses): one ``vrrp_instance`` per ``VrrpInstanc
 ``global_defs`` and before the virtual servers, then (with two or more) one
 ``vrrp_sync_group``. Each is ``state BACKUP`` on both nodes, unicast to the peer
 (``unicast_src_ip``/``unicast_peer``, ``check_unicast_src``), ``nopreempt`` unless preempt,
-and floats ``<vip>/32`` (``/128``) ``dev <interface>``. Measured on keepalived 2.2.7, ``-t``
+and floats ``<vip>/32`` (``/128``) ``dev <interface>`` in ``virtual_ipaddress_excluded``; its
+adverts carry one constant link-local address (``169.254.0.<vrid>``, ``fe80::ff:<vrid>``). Measured on keepalived 2.2.7, ``-t``
 (exit 5 for each of these unless said otherwise) and two nodes in network namespaces
 (tests/engines/test_vrrp_failover.py):
 - Sub-second adverts need VRRPv3: VRRPv2 (the default) rounds ``advert_int 0.1`` ("must be an
@@ -68,6 +69,15 @@ and floats ``<vip>/32`` (``/128``) ``dev <interface>``. Measured on keepalived 2
 - ``-t`` refuses an instance on an interface the host lacks ("Non-existent interface") but
   does not check that ``unicast_src_ip`` is on it, a peer equal to the node's own address, or
   a VIP equal to a node address (which the BACKUP would delete): refused here.
+- keepalived drops an advert whose address count differs from its own ("received an
+  unexpected ip number count 2, expected 1!") and, from a master it has not heard before, one
+  whose addresses differ ("ip address associated with VRID not present in MASTER advert"). The
+  master applies a new address set before its push reaches the slave, so with the services'
+  addresses in the adverts every apply that added or removed one made the slave take over too
+  (two holders for ~1.7 s, tests/engines/test_vrrp_failover.py). keepalived needs at least
+  one advertised address ("No VIP specified; at least one is required", at start-up: ``-t``
+  passes): a link-local one derived from the VRID is the same on both nodes whatever their
+  configurations; RFC 5798 wants IPv6's first address link-local anyway.
 - ``check_unicast_src`` (accepted; documented to drop adverts whose source is not a
   ``unicast_peer``): VRRPv3 has no authentication, and a forged higher-priority advert would
   otherwise take the addresses.
@@ -96,6 +106,7 @@ and floats ``<vip>/32`` (``/128``) ``dev <interface>``. Measured on keepalived 2
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import TYPE_CHECKING
 
@@ -113,8 +124,6 @@ from lbadmin.render.snapshot import (
 )
 
 if TYPE_CHECKING:
-    import ipaddress
-
     from lbadmin.engines.daemons import RuntimeLayout
 
     Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -336,8 +345,11 @@ class _Vrrp:
         )
         # A link of another interface going down must move the addresses too.
         self.tracked = sorted(set(self.devices) - {self.interface})
+        self.anchor = advert_address(self.vrid, self.version)
+        if self.anchor in self.addresses:
+            raise ValueError(f"{what}: {self.anchor} is the address its adverts carry")
         for own in (self.local_ip, self.peer_ip):
-            if own in self.addresses:
+            if own in self.addresses or own == self.anchor:
                 # The BACKUP deletes its floating addresses: that would be a node's own.
                 raise ValueError(f"{what}: {own} is a node address, it cannot float")
         ms = checks.integer(
@@ -373,6 +385,13 @@ def _global_defs(router_id: str, *, vrrp: bool) -> list[str]:
     return [*lines, "}"]
 
 
+def advert_address(vrid: int, version: int) -> Address:
+    """The one address a VRRP instance advertises (see _vrrp_block): link-local, from the VRID."""
+    if version == 4:
+        return ipaddress.IPv4Address(f"169.254.0.{vrid}")
+    return ipaddress.IPv6Address(f"fe80::ff:{vrid:x}")
+
+
 def _vrrp_block(vrrp: _Vrrp) -> list[str]:
     prefix = 32 if vrrp.version == 4 else 128
     body = [
@@ -394,7 +413,18 @@ def _vrrp_block(vrrp: _Vrrp) -> list[str]:
         "}",
         "# Adverts from any other source are ignored (VRRPv3 has no authentication).",
         "check_unicast_src",
+    ]
+    # keepalived drops an advert whose address count, or (from a master not heard before)
+    # whose addresses, differ from its own; and the master applies a new address set before
+    # the slave has it. So the adverts carry one link-local address derived from the VRID,
+    # the same on both nodes whatever their configurations, and the services' addresses float
+    # unadvertised (virtual_ipaddress_excluded). RFC 5798 wants IPv6's first one link-local.
+    body += [
+        "# Only this link-local address is advertised: it never changes (see the docs).",
         "virtual_ipaddress {",
+        f"{INDENT}{vrrp.anchor}/{prefix} dev {vrrp.interface}",
+        "}",
+        "virtual_ipaddress_excluded {",
         *(
             f"{INDENT}{address}/{prefix} dev {device}"
             for address, device in zip(vrrp.addresses, vrrp.devices, strict=True)

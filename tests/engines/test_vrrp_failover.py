@@ -234,11 +234,11 @@ class Keepalived:
                 priority=self.node.priority,
                 local_ip=self.node.ip(link),
                 peer_ip=self.peer.ip(link),
-                addresses=addresses[link],
+                addresses=link_addresses,
                 advert_interval_ms=ADVERT_MS,
                 preempt=False,
             )
-            for link in LINKS
+            for link, link_addresses in addresses.items()
         )
         snapshot = KeepalivedSnapshot(router_id=f"node-{self.node.name}", vrrp=instances)
         self.config.write_text(render_keepalived(snapshot, None))  # type: ignore[arg-type]
@@ -525,32 +525,42 @@ def interface_failure(a: Keepalived, b: Keepalived) -> None:
         client.stop()
 
 
-@pytest.mark.parametrize("change", ["add", "remove"])
+@pytest.mark.parametrize("change", ["add", "remove", "remove the advertised one"])
 def test_the_master_changing_its_addresses_stays_the_only_master(
     pair: dict[str, Keepalived], change: str
 ) -> None:
     """The master applies first and pushes to the slave later: for a while the two nodes float
     different address sets. keepalived drops adverts whose address count differs from its own
     ("received an unexpected ip number count"), so if the addresses were in the adverts the
-    slave would stop hearing the master and take over too (both held them ~1.7 s, in the
-    review's runs). Counted every 50 ms for 2 s after the master's reload: never two holders."""
+    slave would stop hearing the master and take over too (both held them ~1.7 s in the
+    review's runs). One instance, as the guide's one-arm pair has (a sync group hides it).
+    Counted every 50 ms for 2 s after the master's reload: never two holders."""
     a, b = pair["a"], pair["b"]
     extra = f"{ETH1.subnet}.11"
+    before, after = {
+        "add": ((ETH1.vip,), (ETH1.vip, extra)),
+        "remove": ((ETH1.vip, extra), (ETH1.vip,)),
+        # The address in the adverts changes: the count stays one, the advert is still heard.
+        "remove the advertised one": ((extra, ETH1.vip), (ETH1.vip,)),
+    }[change]
     with logs_on_failure(pair):
-        if change == "remove":  # both start with two addresses on eth1, the master drops one
-            for keepalived in (a, b):
-                keepalived.render({ETH1: (ETH1.vip, extra), ETH2: (ETH2.vip,)})
-        start_pair(a, b)
-        mark = b.mark()
-        new_set = (ETH1.vip, extra) if change == "add" else (ETH1.vip,)
-        a.render({ETH1: new_set, ETH2: (ETH2.vip,)})
+        for keepalived in (a, b):
+            keepalived.render({ETH1: before})
+        a.start()
+        wait_for(lambda: holders(ETH1.vip) == ["a"], 10, "A to hold the VIP")
+        b.start()
+        wait_for(lambda: "Entering BACKUP STATE" in b.text(), 10, "B to enter BACKUP")
+        time.sleep(1.0)  # several master-down intervals: B hears A
+        assert holders(ETH1.vip) == ["a"] and "Entering MASTER STATE" not in b.text()
+
+        a.render({ETH1: after})
         a.reload()
         samples, end = [], time.monotonic() + 2.0
         while time.monotonic() < end:
-            samples.append({vip: holders(vip) for vip in (*VIPS, extra)})
+            samples.append({vip: holders(vip) for vip in (ETH1.vip, extra)})
             time.sleep(0.05)
         two = [sample for sample in samples if any(len(h) > 1 for h in sample.values())]
         assert not two, f"{len(two)} of {len(samples)} samples had two holders: {two[:3]}"
-        assert "Entering MASTER STATE" not in b.text(mark)
+        assert "Entering MASTER STATE" not in b.text()
         assert holders(ETH1.vip) == ["a"]
-        assert holders(extra) == (["a"] if change == "add" else [])
+        assert holders(extra) == (["a"] if extra in after else [])

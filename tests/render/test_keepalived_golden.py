@@ -779,7 +779,11 @@ def test_vrrp_master_key_lines() -> None:
             "192.168.10.2",
             "}",
             "check_unicast_src",
+            # One constant, link-local address in the adverts; the services' unadvertised.
             "virtual_ipaddress {",
+            "169.254.0.51/32 dev eth1",
+            "}",
+            "virtual_ipaddress_excluded {",
             "192.168.10.10/32 dev eth1",
             "192.168.10.20/32 dev eth1",
             "192.168.10.30/32 dev eth1",
@@ -1087,6 +1091,9 @@ HOSTILE_SNAPSHOTS: dict[str, KeepalivedSnapshot] = {
     "floating address twice": one_vrrp(addresses=("192.168.10.10", "192.168.10.10")),
     "floating address is the local one": one_vrrp(addresses=("192.168.10.1",)),
     "floating address is the peer's": one_vrrp(addresses=("192.168.10.10", "192.168.10.2")),
+    # one_vrrp's VRID is 51: its adverts carry 169.254.0.51.
+    "floating address is the advertised one": one_vrrp(addresses=("169.254.0.51",)),
+    "node address is the advertised one": one_vrrp(local_ip="169.254.0.51"),
     "IPv6 floating address in an IPv4 instance": one_vrrp(
         addresses=("192.168.10.10", "2001:db8::10")
     ),
