@@ -49,9 +49,9 @@ VRRP (the HA pair's floating addresses): one ``vrrp_instance`` per ``VrrpInstanc
 ``vrrp_sync_group``. Each is ``state BACKUP`` on both nodes, unicast to the peer
 (``unicast_src_ip``/``unicast_peer``, ``check_unicast_src``), ``nopreempt`` unless preempt,
 and floats ``<vip>/32`` (``/128``) ``dev <interface>`` in ``virtual_ipaddress_excluded``; its
-adverts carry one constant link-local address (``169.254.0.<vrid>``, ``fe80::ff:<vrid>``). Measured on keepalived 2.2.7, ``-t``
-(exit 5 for each of these unless said otherwise) and two nodes in network namespaces
-(tests/engines/test_vrrp_failover.py):
+adverts carry one constant link-local address (``169.254.0.<vrid>``, ``fe80::ff:<vrid>``).
+Measured on keepalived 2.2.7, ``-t`` (exit 5 for each of these unless said otherwise) and two
+nodes in network namespaces (tests/engines/test_vrrp_failover.py):
 - Sub-second adverts need VRRPv3: VRRPv2 (the default) rounds ``advert_int 0.1`` ("must be an
   integer. rounding"). Both the global ``vrrp_version 3`` and a per-instance ``version 3``
   are accepted; the global one is written (in ``global_defs``, only with an instance).
