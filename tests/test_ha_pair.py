@@ -7,7 +7,9 @@ read-only pages, a slave that was down catching up, and failover of a floating V
 """
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -257,6 +259,42 @@ def test_applies_that_change_the_address_set_keep_one_master(two_nodes, backend)
         wait_for(lambda: not node_state(a)["out_of_sync"], 60, "the slave to run it too")
         in_b = "WebExtra" in labels(b)
         assert in_b == (change == "add")
+
+
+def test_a_dead_keepalived_on_the_master_comes_back_and_leaves_one_holder(
+    two_nodes, backend
+) -> None:
+    """Issue 17, item 2: SIGKILL leaves the floating addresses on the dead master's interfaces
+    while the slave takes them over; the master's supervisor starts keepalived again, which
+    removes them. Holders counted every 50 ms from the kill."""
+    a, b, client = two_nodes
+    wait_for(lambda: holders(a, b, VIP) == ["a"], 30, "the master to hold the VIP")
+    pid_code = (
+        "from lbadmin.services.daemons import daemon_controllers; "
+        "print(daemon_controllers()['keepalived'].pid())"
+    )
+    before = int(a.shell(pid_code).split()[-1])
+    killed = time.monotonic()
+    os.killpg(before, signal.SIGKILL)  # parent and VRRP child: nothing resigns
+    samples: list[tuple[float, list[str]]] = []
+    while time.monotonic() - killed < 8.0:
+        samples.append((time.monotonic() - killed, holders(a, b, VIP)))
+        time.sleep(0.05)
+    two = [at for at, held in samples if len(held) > 1]
+    alone = [index for index, (_, held) in enumerate(samples) if held != ["b"]]
+    settled = samples[alone[-1] + 1][0] if alone and alone[-1] + 1 < len(samples) else None
+    assert settled is not None, f"never the slave alone: {samples[-5:]}"
+    print(
+        f"\nkeepalived SIGKILLed on the master: two holders for {len(two)} samples "
+        f"({two[0] if two else 0:.2f}-{two[-1] if two else 0:.2f} s), the slave alone from "
+        f"{settled:.2f} s"
+    )
+    assert settled < 3.0, samples
+    after = a.shell(pid_code).split()[-1]
+    assert after not in ("None", str(before)), "keepalived was not started again"
+    # Back to the master holding them, as the tests after this one expect.
+    client.post(a, "/lbadmin/cluster/ha/take-over/")
+    wait_for(lambda: holders(a, b, VIP) == ["a"], 30, "the master to take the VIP back")
 
 
 def test_take_over_and_hand_back(two_nodes, backend) -> None:

@@ -83,6 +83,27 @@ def daemon_restart(name: str) -> str:
     return ""
 
 
+def daemon_revive(name: str) -> str | None:
+    """Start ``name`` again from its live configuration if it is not running (it died: nothing
+    else restarts a daemon). None when it runs (or was never set up), else what happened, for
+    the log. Skipped while an apply holds the node's lock: the apply starts it itself."""
+    from lbadmin.services.locks import node_lock  # locks need this module's layout
+
+    control = daemon_controllers()[name]
+    if control.pid() is not None or not control.config_path.exists():
+        return None
+    try:
+        with node_lock("config-apply", timeout=0.5):
+            if control.pid() is not None:
+                return None
+            control.start()
+    except TimeoutError:
+        return None
+    except DaemonError as error:
+        return f"{name} was not running and could not be started again: {error}"
+    return f"{name} was not running: started it again"
+
+
 def daemons_stop() -> None:
     for control in daemon_controllers().values():
         control.stop()

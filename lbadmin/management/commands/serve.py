@@ -11,12 +11,15 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from lbadmin.engines.daemons import DaemonError, missing_binaries
-from lbadmin.services.daemons import daemons_start
+from lbadmin.services.daemons import daemon_revive, daemons_start
 from lbadmin.services.network import network_reapply
 from lbadmin.services.overview import admin_states_reassert
 
 COMPONENTS = ("daemons", "web", "worker")
 GUNICORN_CONF = Path(settings.BASE_DIR) / "appliance" / "gunicorn.conf.py"
+# How often keepalived is checked: the peer takes over ~0.35 s after it dies, and until a new
+# keepalived removes them this node's interfaces still carry the floating addresses too.
+DAEMON_WATCH_INTERVAL_S = 0.5
 
 
 class Command(BaseCommand):
@@ -73,7 +76,8 @@ class Command(BaseCommand):
                 ]
             )  # fmt: skip
         if children:
-            sys.exit(self._supervise(children))
+            watch = "daemons" in wanted and settings.LBADMIN_MANAGE_DAEMONS
+            sys.exit(self._supervise(children, watch_daemons=watch))
 
     def _start_daemons(self) -> None:
         missing = missing_binaries()
@@ -91,8 +95,11 @@ class Command(BaseCommand):
         for problem in admin_states_reassert():  # drain/halt set since the last apply
             self.stderr.write(f"Could not restore a real server's state: {problem}")
 
-    def _supervise(self, children: dict[str, subprocess.Popen]) -> int:
-        """Wait until a signal arrives or a child dies; then stop the others and return."""
+    def _supervise(self, children: dict[str, subprocess.Popen], *, watch_daemons: bool) -> int:
+        """Wait until a signal arrives or a child dies; then stop the others and return.
+        Meanwhile start keepalived again whenever it dies: a dead keepalived leaves the
+        floating addresses on this node's interfaces while the peer takes them over, and only
+        a new keepalived removes them."""
         stopping = False
 
         def request_stop(signum: int, frame: object) -> None:
@@ -102,12 +109,18 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         exit_code = 0
+        next_watch = 0.0
         while not stopping:
             for name, child in children.items():
                 if child.poll() is not None:
                     self.stderr.write(f"{name} exited with status {child.returncode}")
                     exit_code = child.returncode or 1
                     stopping = True
+            if watch_daemons and time.monotonic() >= next_watch:
+                next_watch = time.monotonic() + DAEMON_WATCH_INTERVAL_S
+                revived = daemon_revive("keepalived")
+                if revived:
+                    self.stderr.write(revived)
             time.sleep(0.2)
         for child in children.values():
             if child.poll() is None:
