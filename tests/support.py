@@ -105,3 +105,17 @@ def request_on(sock: socket.socket) -> str:
             raise ConnectionError("connection closed mid-body")
         body += chunk
     return body.decode()
+
+
+def ha_node_paired(role: str = "slave", **fields: object) -> None:
+    """This node's HaNode row as one half of a pair (pair key b"p" * 32), without pairing."""
+    import uuid
+
+    from lbadmin.models import HaNode
+    from lbadmin.services.secrets import secret_encrypt
+
+    defaults = {
+        "role": role, "peer_ip": "192.0.2.1", "peer_node_id": uuid.uuid4(),
+        "pair_key_encrypted": secret_encrypt(b"p" * 32), **fields,
+    }  # fmt: skip
+    HaNode.objects.update_or_create(pk=1, defaults=defaults)

@@ -19,6 +19,7 @@ from lbadmin.services import ha
 from lbadmin.services.certificates import certificate_default_ensure
 from lbadmin.services.config import config_export
 from lbadmin.services.secrets import secret_decrypt
+from tests.support import ha_node_paired
 
 pytestmark = pytest.mark.django_db
 PAIR = "/lbadmin/api/ha/pair/"
@@ -198,15 +199,7 @@ def test_pairing_form_refusals_are_shown_next_to_the_form(admin) -> None:
 
 
 def test_a_refused_push_leaves_the_slave_as_it_was() -> None:
-    from lbadmin.services.secrets import secret_encrypt
-
-    HaNode.objects.update_or_create(
-        pk=1,
-        defaults={
-            "role": "slave", "peer_ip": "192.0.2.1", "peer_node_id": uuid.uuid4(),
-            "pair_key_encrypted": secret_encrypt(b"p" * 32),
-        },
-    )  # fmt: skip
+    ha_node_paired("slave")
     VirtualService.objects.create(label="Running", ip="192.0.2.10", ports="80")
     before = config_export()
     pushed = json.loads(json.dumps(before))
@@ -225,7 +218,6 @@ def test_a_refused_push_leaves_the_slave_as_it_was() -> None:
 def test_heartbeat_settings_are_validated_replicated_and_rendered(admin) -> None:
     from lbadmin.models import HaSettings
     from lbadmin.services.config import config_import, keepalived_text
-    from lbadmin.services.secrets import secret_encrypt
 
     url = "/lbadmin/cluster/ha/settings/"
     for bad in ("5", "105", "100\n", "50000"):
@@ -239,13 +231,7 @@ def test_heartbeat_settings_are_validated_replicated_and_rendered(admin) -> None
 
     # In a pair, keepalived.conf floats the services' addresses with these settings. Render
     # only: the loopback interface carries 127.0.0.0/8, nothing on the host changes.
-    HaNode.objects.update_or_create(
-        pk=1,
-        defaults={
-            "role": "master", "local_ip": "127.0.0.1", "peer_ip": "127.0.0.2",
-            "peer_node_id": uuid.uuid4(), "pair_key_encrypted": secret_encrypt(b"p" * 32),
-        },
-    )  # fmt: skip
+    ha_node_paired("master", local_ip="127.0.0.1", peer_ip="127.0.0.2")
     VirtualService.objects.create(label="Web", ip="127.0.0.10", ports="80")
     text = keepalived_text(config_export(), {})
     assert "vrrp_instance VI_lbadmin" in text and "interface lo" in text

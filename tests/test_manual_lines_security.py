@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from lbadmin.models import ConfigRevision, HaNode, VirtualService
+from lbadmin.models import ConfigRevision, VirtualService
 from lbadmin.render.manual_lines import manual_line_problem
 from lbadmin.services import ha
 from lbadmin.services.config import config_apply_request, config_export, config_import
 from lbadmin.services.daemons import daemon_controllers, runtime_layout
 from tests.conftest import free_port
+from tests.support import ha_node_paired
 from tests.test_config_apply import RIPS, VIP, backends, haproxy_stopped_after, spread, wait_for
 from tests.test_l7_validation import SERVICE, post_refused
 
@@ -167,15 +168,7 @@ def test_lbconfig_import_refuses_it(tmp_path: Path, line: str, token: str) -> No
 @pytest.mark.django_db
 @pytest.mark.parametrize(("line", "token"), REACHING, ids=LINES)
 def test_an_ha_sync_refuses_it(line: str, token: str) -> None:
-    from lbadmin.services.secrets import secret_encrypt
-
-    HaNode.objects.update_or_create(
-        pk=1,
-        defaults={
-            "role": "slave", "peer_ip": "192.0.2.1", "peer_node_id": "0" * 32,
-            "pair_key_encrypted": secret_encrypt(b"p" * 32),
-        },
-    )  # fmt: skip
+    ha_node_paired("slave")
     before = config_export()
     answer = ha.ha_accept_sync(
         {"generation": 7, "document": manual_document(line)}, source_ip="192.0.2.1"

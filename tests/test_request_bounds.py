@@ -22,6 +22,7 @@ from django.conf import settings
 from django.test.client import ClientHandler
 
 from lbadmin.middleware import ANONYMOUS_BODY_BYTES, PEER_BODY_BYTES, SIGNED_IN_BODY_BYTES
+from tests.support import ha_node_paired
 
 pytestmark = pytest.mark.django_db
 MB = 1024 * 1024
@@ -193,17 +194,8 @@ def test_oversized_pairing_requests_leave_the_worker_memory_as_it_was(webui) -> 
 
 
 def test_an_unsigned_peer_call_is_refused_before_its_body_is_read() -> None:
-    from lbadmin.models import HaNode
-    from lbadmin.services.secrets import secret_encrypt
-
     status, answer, body = send("/lbadmin/api/ha/sync/", MB, content_type="application/json")
     assert status == 403 and b"not in a pair" in answer and body.consumed == 0
-    HaNode.objects.update_or_create(
-        pk=1,
-        defaults={
-            "role": "slave", "peer_ip": "192.0.2.1", "peer_node_id": "1" * 32,
-            "pair_key_encrypted": secret_encrypt(b"p" * 32),
-        },
-    )  # fmt: skip
+    ha_node_paired("slave")
     status, answer, body = send("/lbadmin/api/ha/sync/", MB, content_type="application/json")
     assert status == 403 and b"peer" in answer and body.consumed == 0
