@@ -1,6 +1,7 @@
 """`make run`'s own entry point, `manage.py serve`, on the embedded defaults: an SQLite file and
 a filesystem broker under var/, no database or broker server — with the real daemons."""
 
+import contextlib
 import copy
 import json
 import os
@@ -56,7 +57,7 @@ def test_serve_runs_the_whole_appliance_without_servers(embedded_env, tmp_path: 
     log = (tmp_path / "serve.log").open("w")
     serve = subprocess.Popen(
         [sys.executable, "manage.py", "serve"], cwd=ROOT, env=embedded_env, stdout=log,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.STDOUT, start_new_session=True,  # its group: it and its children
     )  # fmt: skip
     var = Path(embedded_env["LBADMIN_VAR_DIR"])
     var.mkdir(mode=0o755)
@@ -115,9 +116,11 @@ def test_serve_runs_the_whole_appliance_without_servers(embedded_env, tmp_path: 
         status = manage(embedded_env, "daemons", "status")
         assert "haproxy     running (pid" in status.stdout, status.stdout + status.stderr
     finally:
-        if serve.poll() is None:
-            serve.kill()
-            serve.wait()
+        # On a failure serve is killed with its WebUI and worker (SIGKILL would orphan them);
+        # the daemons run in sessions of their own and are stopped below.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(serve.pid, signal.SIGKILL)
+        serve.wait()
         manage(embedded_env, "daemons", "stop")
         log.close()
     status = manage(embedded_env, "daemons", "status")
