@@ -250,6 +250,10 @@ CELERY_RESULT_BACKEND = env_str(
     else f"file://{LBADMIN_VAR_DIR / 'broker' / 'results'}",
 )
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "lbadmin")
+# Pushes to the HA slave have a queue (and a worker) of their own: a slave that does not answer
+# must never hold up this node's applies, which run one at a time on the default queue.
+CELERY_HA_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-ha"
+CELERY_TASK_ROUTES = {"lbadmin.tasks.ha_sync_task": {"queue": CELERY_HA_QUEUE}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

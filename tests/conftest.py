@@ -189,7 +189,8 @@ def celery_worker(
         [
             sys.executable, "-m", "celery", "-A", "appliance", "worker",
             "--loglevel", "INFO", "--concurrency", "1", "--hostname", node,
-            "--queues", queue, "--without-gossip", "--without-mingle",
+            # The default queue and the HA pushes' (settings.CELERY_HA_QUEUE).
+            "--queues", f"{queue},{queue}-ha", "--without-gossip", "--without-mingle",
         ],
         cwd=ROOT,
         env={**server_env, "CELERY_TASK_DEFAULT_QUEUE": queue, **extra_env},

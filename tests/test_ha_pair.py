@@ -297,6 +297,62 @@ def test_a_dead_keepalived_on_the_master_comes_back_and_leaves_one_holder(
     wait_for(lambda: holders(a, b, VIP) == ["a"], 30, "the master to take the VIP back")
 
 
+def black_hole(sender, receiver, on: bool) -> None:
+    """Let nothing ``sender`` sends to ``receiver``'s WebUI port (9443) arrive; VRRP flows.
+    This kernel has no tc drop action or netem: the packets go to a class of 8 bit/s with a
+    one-packet queue, which is as good as dropping them."""
+    tc = ["ip", "netns", "exec", f"lbha-{sender.name}", "tc"]
+    if not on:
+        subprocess.run([*tc, "qdisc", "del", "dev", "eth0", "root"], check=False)
+        return
+    for command in (
+        ["qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "20"],
+        ["class", "add", "dev", "eth0", "parent", "1:", "classid", "1:10", "htb",
+         "rate", "8bit", "ceil", "8bit"],
+        ["class", "add", "dev", "eth0", "parent", "1:", "classid", "1:20", "htb",
+         "rate", "10gbit"],
+        ["qdisc", "add", "dev", "eth0", "parent", "1:10", "handle", "10:", "pfifo", "limit", "1"],
+        ["filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+         "match", "ip", "dst", f"{receiver.address}/32", "match", "ip", "protocol", "6", "0xff",
+         "match", "ip", "dport", "9443", "0xffff", "flowid", "1:10"],
+    ):  # fmt: skip
+        subprocess.run([*tc, *command], check=True, capture_output=True)
+
+
+def timed_apply(node) -> float:
+    started = time.monotonic()
+    apply(node)
+    return time.monotonic() - started
+
+
+def test_a_black_holed_slave_does_not_hold_the_masters_applies_up(two_nodes, backend) -> None:
+    """Issue 17, item 4: pushes run on their own worker with a short connect timeout, and the
+    HA page says the slave has not confirmed from the moment a push is queued."""
+    a, b, client = two_nodes
+    wait_for(lambda: not node_state(a)["out_of_sync"], 60, "the pair to be in sync")
+    add_web_service(client, a, "WebBefore", ip="192.0.2.13")
+    usual = timed_apply(a)
+    wait_for(lambda: "WebBefore" in labels(b), 60, "the slave to have it")
+    black_hole(a, b, True)
+    try:
+        add_web_service(client, a, "WebBlackHoled", ip="192.0.2.14")
+        held_up = timed_apply(a)
+        page = client.get(a, "/lbadmin/cluster/ha/").text
+        assert 'id="ha-in-sync"' not in page, page[:3000]
+        assert 'id="ha-unconfirmed"' in page or 'id="ha-out-of-sync"' in page
+        second = timed_apply(a)  # not queued behind the push's retries either
+        print(
+            f"\napply with a black-holed slave: {held_up:.2f} s and {second:.2f} s, "
+            f"usual {usual:.2f} s: ratio {max(held_up, second) / usual:.2f}"
+        )
+        assert "WebBlackHoled" not in labels(b)
+    finally:
+        black_hole(a, b, False)
+    client.post(a, "/lbadmin/cluster/ha/sync/")
+    wait_for(lambda: "WebBlackHoled" in labels(b), 90, "the slave to catch up")
+    wait_for(lambda: 'id="ha-in-sync"' in client.get(a, "/lbadmin/cluster/ha/").text, 30, "sync")
+
+
 def test_take_over_and_hand_back(two_nodes, backend) -> None:
     a, b, client = two_nodes
 

@@ -387,3 +387,62 @@ def test_peer_call_signs_with_a_fresh_nonce_the_receiver_accepts() -> None:
     with pytest.raises(ha.PeerAuthError, match="already received"):
         ha.verify_peer_call(slave, "POST", "/lbadmin/api/ha/sync/", first, b"{}")
     ha.verify_peer_call(slave, "POST", "/lbadmin/api/ha/sync/", second, b"{}")
+
+
+def test_a_queued_push_shows_not_confirmed_until_the_slave_confirms(admin) -> None:
+    """Issue 17, item 4: from the moment a push is queued until the slave answers that it runs
+    this generation, the HA page and System Overview say "not confirmed since"."""
+    from unittest import mock
+
+    from lbadmin.models import ConfigRevision
+
+    ha_node_paired("master", local_ip="192.0.2.2", peer_ip="192.0.2.1")
+    revision = ConfigRevision.objects.create(
+        generation=3, status=ConfigRevision.Status.APPLIED, document=config_export()
+    )
+    with mock.patch("lbadmin.tasks.ha_sync_task.delay") as queued:  # no worker here
+        ha.ha_sync_request()
+    assert queued.called
+    since = HaNode.load().unconfirmed_since
+    assert since is not None
+    page = admin.get("/lbadmin/cluster/ha/").content.decode()
+    assert 'id="ha-unconfirmed"' in page and 'id="ha-in-sync"' not in page
+    assert 'id="ha-unconfirmed"' in admin.get("/lbadmin/").content.decode()
+    with mock.patch("lbadmin.tasks.ha_sync_task.delay"):
+        ha.ha_sync_request()  # a second push does not move "since"
+    assert HaNode.load().unconfirmed_since == since
+
+    # The slave confirms an older generation: a newer one still waits.
+    ha._record_sync(HaNode.load(), ok=True, generation=2, hash_="x")
+    assert HaNode.load().unconfirmed_since == since
+    ha._record_sync(HaNode.load(), ok=True, generation=revision.generation, hash_="x")
+    assert HaNode.load().unconfirmed_since is None
+    page = admin.get("/lbadmin/cluster/ha/").content.decode()
+    assert 'id="ha-in-sync"' in page and 'id="ha-unconfirmed"' not in page
+
+
+@pytest.mark.timeout(30)  # the call's read timeout is 60 s: only the connect limit ends it
+def test_a_peer_that_drops_connections_is_given_up_on_at_the_connect_timeout(settings) -> None:
+    """A listener whose accept queue is full drops new SYNs, as a black-holed peer does."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    host, port = listener.getsockname()
+    settings.LBADMIN_HTTPS_PORT = port
+    fillers = []
+    try:
+        for _ in range(4):  # fill the accept queue (backlog 0 takes one or two)
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex((host, port))
+            fillers.append(filler)
+        time.sleep(0.2)
+        with pytest.raises(ha.PeerError) as failed:
+            ha.peer_call(host, "status/", timeout=60)
+        assert failed.value.unreachable and "timed out" in str(failed.value)
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()

@@ -33,6 +33,9 @@ class HaNode(models.Model):
     synced_at = models.DateTimeField(null=True, blank=True)
     out_of_sync_since = models.DateTimeField(null=True, blank=True)
     sync_error = models.TextField(blank=True)
+    # Since when the configuration this master runs has not been confirmed by the slave: set
+    # when a push is queued, cleared when the slave answers it runs that generation.
+    unconfirmed_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "HA node"

@@ -56,6 +56,8 @@ MAX_AGE_S = 300  # how old a signed call may be; its nonce is remembered that lo
 MAX_FUTURE_SKEW_S = 30
 NONCE_BYTES = 16  # 128 bits, sent as 32 lowercase hex digits
 CALL_TIMEOUT_S = 10.0
+# A peer that drops packets is given up on this fast, whatever the call's read timeout.
+CONNECT_TIMEOUT_S = 3.0
 SYNC_WAIT_S = 90.0  # how long the slave waits for its own apply before answering
 MAX_BODY = 16 * 1024 * 1024
 FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
@@ -205,10 +207,12 @@ def peer_call(
     host = f"[{peer_ip}]" if ":" in peer_ip else peer_ip
     where = f"https://{host}:{settings.LBADMIN_HTTPS_PORT}"
     connection = http.client.HTTPSConnection(
-        peer_ip, settings.LBADMIN_HTTPS_PORT, timeout=timeout, context=context
-    )
+        peer_ip, settings.LBADMIN_HTTPS_PORT, timeout=min(timeout, CONNECT_TIMEOUT_S),
+        context=context,
+    )  # fmt: skip
     try:
-        connection.connect()
+        connection.connect()  # TCP and TLS within CONNECT_TIMEOUT_S
+        connection.sock.settimeout(timeout)
         der = connection.sock.getpeercert(binary_form=True) or b""
         fingerprint = hashlib.sha256(der).hexdigest()
         if pinned and not hmac.compare_digest(fingerprint, pinned):
@@ -378,6 +382,7 @@ def ha_break(*, actor: User | None, source_ip: str | None, tell_peer: bool = Tru
         role=HaNode.Role.STANDALONE, local_ip=None, peer_ip=None, peer_node_id=None,
         peer_fingerprint="", pair_key_encrypted=b"", paired_at=None, synced_generation=None,
         synced_hash="", synced_at=None, out_of_sync_since=None, sync_error="",
+        unconfirmed_since=None,
     )  # fmt: skip
     audit_record(
         action=AuditEntry.Action.HA_BROKEN, actor=actor, source_ip=source_ip, target=f"peer {peer}"
@@ -430,10 +435,16 @@ def running_revision() -> ConfigRevision | None:
 
 
 def ha_sync_request() -> None:
-    """Queue a push to the slave (the master's worker runs it, retrying while it is down)."""
+    """Queue a push to the slave. It runs on its own queue and worker (settings.CELERY_HA_QUEUE),
+    so a slave that does not answer never delays this node's applies; it is retried while the
+    slave is down. From now until the slave confirms, the pages say "not confirmed since"."""
     from lbadmin.tasks import ha_sync_task  # tasks import services
 
-    if HaNode.load().role == HaNode.Role.MASTER:
+    node = HaNode.load()
+    if node.role == HaNode.Role.MASTER:
+        HaNode.objects.filter(pk=node.pk, unconfirmed_since=None).update(
+            unconfirmed_since=timezone.now()
+        )
         ha_sync_task.delay()
 
 
@@ -477,6 +488,9 @@ def _record_sync(
             synced_generation=generation, synced_hash=hash_, synced_at=now,
             out_of_sync_since=None, sync_error="",
         )  # fmt: skip
+        running = running_revision()
+        if running is None or running.generation == generation:  # not if a newer one waits
+            HaNode.objects.filter(pk=node.pk).update(unconfirmed_since=None)
     else:
         HaNode.objects.filter(pk=node.pk, out_of_sync_since=None).update(out_of_sync_since=now)
         HaNode.objects.filter(pk=node.pk).update(sync_error=error[:4000])

@@ -65,16 +65,20 @@ class Command(BaseCommand):
                 f"WebUI: https://localhost:{settings.LBADMIN_HTTPS_PORT}/lbadmin/", ending="\n"
             )
         if "worker" in wanted:
-            children["worker"] = subprocess.Popen(
-                [
-                    sys.executable, "-m", "celery", "-A", "appliance", "worker",
-                    "--loglevel", "INFO",
-                    "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
-                    "--hostname", "lbadmin@%h",
-                    # One task at a time per node: configuration applies never overlap.
-                    "--concurrency", "1",
-                ]
-            )  # fmt: skip
+            # One task at a time per node: configuration applies never overlap. Pushes to the
+            # HA slave run beside them in a worker of their own, so a slave that does not
+            # answer never holds an apply up.
+            for name, queue, host in (
+                ("worker", settings.CELERY_TASK_DEFAULT_QUEUE, "lbadmin@%h"),
+                ("ha-worker", settings.CELERY_HA_QUEUE, "lbadmin-ha@%h"),
+            ):
+                children[name] = subprocess.Popen(
+                    [
+                        sys.executable, "-m", "celery", "-A", "appliance", "worker",
+                        "--loglevel", "INFO", "--queues", queue, "--hostname", host,
+                        "--concurrency", "1",
+                    ]
+                )  # fmt: skip
         if children:
             watch = "daemons" in wanted and settings.LBADMIN_MANAGE_DAEMONS
             sys.exit(self._supervise(children, watch_daemons=watch))
