@@ -297,8 +297,15 @@ def test_a_dead_keepalived_on_the_master_comes_back_and_leaves_one_holder(
     wait_for(lambda: holders(a, b, VIP) == ["a"], 30, "the master to take the VIP back")
 
 
-def black_hole(sender, receiver, on: bool) -> None:
-    """Let nothing ``sender`` sends to ``receiver``'s WebUI port (9443) arrive; VRRP flows.
+# What black_hole() can make vanish: the WebUI's HTTPS (VRRP still flows), or VRRP itself.
+MATCHES = {
+    "webui": ["match", "ip", "protocol", "6", "0xff", "match", "ip", "dport", "9443", "0xffff"],
+    "vrrp": ["match", "ip", "protocol", "112", "0xff"],
+}
+
+
+def black_hole(sender, receiver, on: bool, what: str = "webui") -> None:
+    """Let nothing ``sender`` sends to ``receiver`` (its WebUI, or its VRRP) arrive.
     This kernel has no tc drop action or netem: the packets go to a class of 8 bit/s with a
     one-packet queue, which is as good as dropping them."""
     tc = ["ip", "netns", "exec", f"lbha-{sender.name}", "tc"]
@@ -313,8 +320,7 @@ def black_hole(sender, receiver, on: bool) -> None:
          "rate", "10gbit"],
         ["qdisc", "add", "dev", "eth0", "parent", "1:10", "handle", "10:", "pfifo", "limit", "1"],
         ["filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
-         "match", "ip", "dst", f"{receiver.address}/32", "match", "ip", "protocol", "6", "0xff",
-         "match", "ip", "dport", "9443", "0xffff", "flowid", "1:10"],
+         "match", "ip", "dst", f"{receiver.address}/32", *MATCHES[what], "flowid", "1:10"],
     ):  # fmt: skip
         subprocess.run([*tc, *command], check=True, capture_output=True)
 
@@ -351,6 +357,38 @@ def test_a_black_holed_slave_does_not_hold_the_masters_applies_up(two_nodes, bac
     client.post(a, "/lbadmin/cluster/ha/sync/")
     wait_for(lambda: "WebBlackHoled" in labels(b), 90, "the slave to catch up")
     wait_for(lambda: 'id="ha-in-sync"' in client.get(a, "/lbadmin/cluster/ha/").text, 30, "sync")
+
+
+def test_a_partition_shows_two_masters_on_both_nodes(two_nodes, backend) -> None:
+    """Issue 17: no adverts between the nodes (both alive) makes both VRRP master, as VRRP
+    must; both say so in red — System Overview, the HA page, the health endpoint — and stop
+    saying it once the link is back and keepalived has left one master."""
+    a, b, client = two_nodes
+    wait_for(lambda: holders(a, b, VIP) == ["a"], 30, "the master to hold the VIP")
+    for sender, receiver in ((a, b), (b, a)):
+        black_hole(sender, receiver, True, "vrrp")
+    try:
+        wait_for(lambda: holders(a, b, VIP) == ["a", "b"], 10, "both nodes to take the VIP")
+        for node in (a, b):
+            wait_for(
+                lambda node=node: client.health(node).json().get("ha", {}).get("dual_master"),
+                15, f"{node.name}'s health to report two masters",
+            )  # fmt: skip
+            assert client.health(node).status == 503
+            for path in ("/lbadmin/", "/lbadmin/cluster/ha/"):
+                page = client.get(node, path).text
+                assert 'id="ha-dual-master"' in page, (node.name, path, page[:3000])
+                assert "Restore the network between" in page
+    finally:
+        for sender, receiver in ((a, b), (b, a)):
+            black_hole(sender, receiver, False)
+    wait_for(lambda: holders(a, b, VIP) == ["a"], 15, "one master again (the higher priority)")
+    for node in (a, b):
+        wait_for(
+            lambda node=node: not client.health(node).json().get("ha", {}).get("dual_master"),
+            15, f"{node.name}'s health to stop reporting two masters",
+        )  # fmt: skip
+        assert 'id="ha-dual-master"' not in client.get(node, "/lbadmin/").text
 
 
 def test_take_over_and_hand_back(two_nodes, backend) -> None:

@@ -446,3 +446,63 @@ def test_a_peer_that_drops_connections_is_given_up_on_at_the_connect_timeout(set
         for filler in fillers:
             filler.close()
         listener.close()
+
+
+def test_keepalived_reports_its_vrrp_state_in_its_log() -> None:
+    from lbadmin.engines.daemons import vrrp_states_from_log
+
+    log = (
+        "Mon Dec  7 23:11:36 2026: Starting Keepalived v2.2.7 (01/16,2022)\n"
+        "Mon Dec  7 23:11:36 2026: (VI_eth1) Entering MASTER STATE\n"
+        "Mon Dec  7 23:11:40 2026: Starting Keepalived v2.2.7 (01/16,2022)\n"  # restarted
+        "Mon Dec  7 23:11:40 2026: (VI_eth1) Entering BACKUP STATE (init)\n"
+        "Mon Dec  7 23:11:40 2026: (VI_eth2) Entering BACKUP STATE (init)\n"
+        "Mon Dec  7 23:11:41 2026: (VI_eth2) Entering FAULT STATE\n"
+        "Mon Dec  7 23:11:41 2026: (VI_x) Entering SOMETHING STATE\n"
+    )
+    assert vrrp_states_from_log(log) == {"VI_eth1": "BACKUP", "VI_eth2": "FAULT"}
+    assert vrrp_states_from_log("") == {}
+
+
+@pytest.mark.parametrize(
+    ("local", "peer", "dual"),
+    [("MASTER", "MASTER", True), ("MASTER", "BACKUP", False), ("MASTER", None, False),
+     ("BACKUP", "MASTER", False), ("stopped", "MASTER", False)],
+)  # fmt: skip
+def test_two_masters_are_shown_in_red_with_what_to_do(admin, client, local, peer, dual) -> None:
+    """Issue 17: when both nodes say they are VRRP master (a partition, a crash, a bug), the
+    HA page, System Overview and the health endpoint say so. The peer's answer is its status
+    API's (a peer that does not answer is None); this node's is keepalived's log."""
+    from unittest import mock
+
+    ha_node_paired("master", local_ip="192.0.2.2", peer_ip="192.0.2.1")
+    answer = {} if peer is None else {"vrrp_state": peer, "config_hash": "", "active": None}
+    call = mock.patch.object(
+        ha, "call_peer", side_effect=ha.PeerError("down") if peer is None else None,
+        return_value=answer,
+    )  # fmt: skip
+    with mock.patch.object(ha, "vrrp_state_local", return_value=local), call:
+        overview = admin.get("/lbadmin/").content.decode()
+        page = admin.get("/lbadmin/cluster/ha/").content.decode()
+        health = client.get("/lbadmin/health/")
+    for text in (overview, page):
+        assert ('id="ha-dual-master"' in text) == dual
+    assert f"<strong>{local}</strong>" in overview
+    assert (health.status_code, health.json()["ha"]["dual_master"]) == (
+        (503, True) if dual else (200, False)
+    )
+    if dual:
+        assert health.json()["status"] == "dual-master"
+        assert "Restore the network between 192.0.2.2 and 192.0.2.1" in overview
+
+
+def test_a_peers_vrrp_state_outside_the_allowlist_is_not_believed() -> None:
+    from unittest import mock
+
+    ha_node_paired("master", local_ip="192.0.2.2", peer_ip="192.0.2.1")
+    with (
+        mock.patch.object(ha, "vrrp_state_local", return_value="MASTER"),
+        mock.patch.object(ha, "call_peer", return_value={"vrrp_state": "<b>MASTER</b>"}),
+    ):
+        state = ha.ha_pair_state()
+    assert state is not None and state.peer is None and not state.dual_master

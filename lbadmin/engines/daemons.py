@@ -526,6 +526,16 @@ def _read_from(path: Path, offset: int) -> str:
         return ""
 
 
+def _read_tail(path: Path, size: int) -> str:
+    """The last ``size`` bytes of ``path`` as text ('' if missing)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - size))
+            return fh.read(size).decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _file_size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -1592,6 +1602,21 @@ def _after_last(lines: Sequence[str], marker: str) -> list[str] | None:
     return None
 
 
+# keepalived's own report of a VRRP state change ("(VI_eth1) Entering MASTER STATE", also
+# "... BACKUP STATE (init)"), and the first line of each start.
+_VRRP_STATE_LINE = re.compile(
+    r"\((?P<instance>[A-Za-z0-9_.-]+)\) Entering (?P<state>MASTER|BACKUP|FAULT) STATE"
+)
+_KEEPALIVED_START_LINE = "Starting Keepalived"
+_VRRP_LOG_TAIL_BYTES = 256 * 1024  # state changes are rare; the log rotates at start-up
+
+
+def vrrp_states_from_log(text: str) -> dict[str, str]:
+    """instance -> the state keepalived last logged for it since its last start."""
+    start = text.rfind(_KEEPALIVED_START_LINE)
+    return {m["instance"]: m["state"] for m in _VRRP_STATE_LINE.finditer(text[max(start, 0) :])}
+
+
 class _KeepalivedWatch:
     """What keepalived logged since ``offset``, and whether its parent has settled.
 
@@ -1672,6 +1697,14 @@ class KeepalivedControl(Controller):
     @property
     def log_path(self) -> Path:
         return self.layout.keepalived_log
+
+    def vrrp_states(self) -> dict[str, str]:
+        """Each VRRP instance's state as keepalived itself last logged it since it started
+        ("MASTER", "BACKUP" or "FAULT"): its own word, not a guess from interface addresses.
+        Empty when keepalived is not running or runs no instance."""
+        if self.pid() is None:
+            return {}
+        return vrrp_states_from_log(_read_tail(self.log_path, _VRRP_LOG_TAIL_BYTES))
 
     def _runtime_files(self) -> tuple[Path, ...]:
         return (

@@ -43,6 +43,7 @@ from lbadmin.engines.netinfo import interface_for
 from lbadmin.models import AuditEntry, ConfigRevision, HaNode, HaSettings, PeerNonce, User
 from lbadmin.render.snapshot import VrrpInstance
 from lbadmin.services.audit import audit_record
+from lbadmin.services.daemons import daemon_controllers
 from lbadmin.services.secrets import secret_decrypt, secret_encrypt
 
 API_PREFIX = "/lbadmin/api/ha/"
@@ -550,7 +551,67 @@ def ha_status_local() -> dict[str, Any]:
         "node_id": str(node.node_id),
         "config_hash": config_hash(revision.document) if revision else "",
         "active": holds_floating_addresses(),
+        "vrrp_state": vrrp_state_local(),
     }
+
+
+VRRP_STOPPED = "stopped"  # keepalived is not running
+VRRP_STATES = frozenset({"MASTER", "BACKUP", "FAULT", VRRP_STOPPED, ""})
+DUAL_MASTER_ADVICE = (
+    "Both appliances are VRRP master and hold the floating addresses: they do not hear each "
+    "other's adverts (the link between them is down or filtered, or keepalived failed on one). "
+    "Restore the network between {local} and {peer}; keepalived then leaves one master. If "
+    "both stay master, use Restart heartbeat on the appliance that should be passive."
+)
+
+
+def vrrp_state_local() -> str:
+    """This node's VRRP state as keepalived reports it (its log, not interface addresses):
+    "MASTER", "BACKUP", "FAULT", "stopped", or "" when not in a pair or no instance runs.
+    The instances form one sync group, so they agree; a fault or a master wins if not."""
+    if not HaNode.load().paired:
+        return ""
+    control = daemon_controllers()["keepalived"]
+    if control.pid() is None:
+        return VRRP_STOPPED
+    states = set(control.vrrp_states().values())
+    return next((state for state in ("FAULT", "MASTER", "BACKUP") if state in states), "")
+
+
+@dataclass(frozen=True)
+class PairState:
+    """Both nodes' VRRP states; ``peer`` is None when the peer does not answer."""
+
+    local_ip: str
+    peer_ip: str
+    local: str
+    peer: str | None
+
+    @property
+    def dual_master(self) -> bool:
+        return self.local == "MASTER" and self.peer == "MASTER"
+
+    @property
+    def advice(self) -> str:
+        return DUAL_MASTER_ADVICE.format(local=self.local_ip, peer=self.peer_ip)
+
+
+def ha_pair_state(*, timeout: float = 1.0) -> PairState | None:
+    """What each node of the pair says of its VRRP state (None on a standalone node). One
+    call to the peer; a peer that does not answer within ``timeout`` is "not answering"."""
+    node = HaNode.load()
+    if not node.paired:
+        return None
+    try:
+        peer = call_peer(node, "status/", timeout=timeout).get("vrrp_state")
+    except PeerError:
+        peer = None
+    return PairState(
+        local_ip=node.local_ip or "",
+        peer_ip=node.peer_ip or "",
+        local=vrrp_state_local(),
+        peer=peer if isinstance(peer, str) and peer in VRRP_STATES else None,
+    )
 
 
 def floating_addresses() -> list[str]:

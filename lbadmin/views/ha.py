@@ -63,6 +63,7 @@ def page(request: HttpRequest) -> HttpResponse:
                 return redirect("lbadmin:ha")
     node.refresh_from_db()
     local = ha.ha_status_local()
+    peer = _peer_status(node) if node.paired else None
     current = HaSettings.load()
     settings_form = HaSettingsForm(
         initial={"advert_interval": str(current.advert_interval_ms), "preempt": current.preempt}
@@ -74,7 +75,9 @@ def page(request: HttpRequest) -> HttpResponse:
         "settings_form": settings_form,
         "form": form,
         "local": local,
-        "peer": _peer_status(node) if node.paired else None,
+        "peer": peer,
+        "dual_master": bool(peer) and local["vrrp_state"] == peer.get("vrrp_state") == "MASTER",
+        "advice": ha.DUAL_MASTER_ADVICE.format(local=node.local_ip, peer=node.peer_ip),
         "not_floating": ha.floating_problems(config_export()) if node.paired else [],
     }
     return render(request, "lbadmin/ha/page.html", context)

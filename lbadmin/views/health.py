@@ -4,6 +4,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 from lbadmin.services.daemons import daemons_status
+from lbadmin.services.ha import ha_pair_state
 
 
 @login_not_required  # read by monitoring and container health checks; reveals only up/down
@@ -16,8 +17,13 @@ def health(request: HttpRequest) -> JsonResponse:
     except Exception:
         database = False
     daemons = {name: status.running for name, status in daemons_status().items()}
-    healthy = database  # the WebUI works without daemons; they are reported, not required
-    return JsonResponse(
-        {"status": "ok" if healthy else "error", "database": database, "daemons": daemons},
-        status=200 if healthy else 503,
-    )
+    body: dict[str, object] = {"database": database, "daemons": daemons}
+    status = "ok" if database else "error"  # the WebUI works without daemons: reported only
+    pair = ha_pair_state() if database else None
+    if pair is not None:
+        # Two masters is an outage in the making (clients split between two configurations).
+        body["ha"] = {"vrrp_state": pair.local, "peer_answers": pair.peer is not None,
+                      "dual_master": pair.dual_master}  # fmt: skip
+        if pair.dual_master:
+            status = "dual-master"
+    return JsonResponse({"status": status, **body}, status=200 if status == "ok" else 503)
