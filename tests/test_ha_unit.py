@@ -506,3 +506,47 @@ def test_a_peers_vrrp_state_outside_the_allowlist_is_not_believed() -> None:
     ):
         state = ha.ha_pair_state()
     assert state is not None and state.peer is None and not state.dual_master
+
+
+def test_the_slave_answers_a_push_once_imported_and_the_master_follows_its_apply() -> None:
+    """Issue 17, item 4: no call waits on the slave's daemons. The slave answers "queued"
+    once the document is imported; the master follows the apply with short status calls."""
+    from unittest import mock
+
+    from lbadmin.models import ConfigRevision
+
+    ha_node_paired("slave")
+    pushed = config_export()
+    queued = ConfigRevision(kind=ConfigRevision.Kind.SYNC, status=ConfigRevision.Status.QUEUED)
+
+    def apply_request(**kwargs: object) -> ConfigRevision:
+        queued.save()
+        return queued
+
+    with mock.patch("lbadmin.services.config.config_apply_request", side_effect=apply_request):
+        answer = ha.ha_accept_sync({"generation": 5, "document": pushed}, source_ip="192.0.2.1")
+    assert answer == {"status": "queued", "revision": queued.pk}
+    assert ha.ha_status_local()["sync"] == {
+        "revision": queued.pk, "finished": False, "status": "queued", "hash": "", "error": "",
+    }  # fmt: skip
+
+    # The master's side: status calls until that revision has finished.
+    progress = [
+        {"sync": {"revision": queued.pk - 1, "finished": True, "status": "applied"}},  # older
+        {"sync": {"revision": queued.pk, "finished": False, "status": "running"}},
+        {"sync": {"revision": queued.pk, "finished": True, "status": "applied", "hash": "h"}},
+    ]
+    with (
+        mock.patch.object(ha, "call_peer", side_effect=progress) as calls,
+        mock.patch.object(ha, "SYNC_POLL_S", 0),
+    ):
+        outcome = ha._slave_apply_outcome(HaNode.load(), queued.pk)
+    assert outcome["status"] == "applied" and outcome["hash"] == "h"
+    assert [c.kwargs["timeout"] for c in calls.call_args_list] == [ha.STATUS_TIMEOUT_S] * 3
+    with (
+        mock.patch.object(ha, "call_peer", return_value={"sync": None}),
+        mock.patch.object(ha, "SYNC_POLL_S", 0),
+        mock.patch.object(ha, "SYNC_WAIT_S", 0),
+        pytest.raises(ha.PeerError, match="did not finish"),
+    ):
+        ha._slave_apply_outcome(HaNode.load(), queued.pk)

@@ -59,7 +59,12 @@ NONCE_BYTES = 16  # 128 bits, sent as 32 lowercase hex digits
 CALL_TIMEOUT_S = 10.0
 # A peer that drops packets is given up on this fast, whatever the call's read timeout.
 CONNECT_TIMEOUT_S = 3.0
-SYNC_WAIT_S = 90.0  # how long the slave waits for its own apply before answering
+SYNC_WAIT_S = 90.0  # how long the master waits for the slave's apply to finish
+# The slave answers a push once it has imported it (its apply then runs on its own), and the
+# master follows that apply with short status calls: no call waits on the slave's daemons.
+SYNC_IMPORT_TIMEOUT_S = 30.0  # a 10,000-server document is validated whole before the answer
+STATUS_TIMEOUT_S = 5.0
+SYNC_POLL_S = 0.5
 MAX_BODY = 16 * 1024 * 1024
 FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
 TIMESTAMP_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
@@ -467,8 +472,10 @@ def ha_sync_push() -> bool:
             node,
             "sync/",
             {"generation": revision.generation, "document": document},
-            timeout=SYNC_WAIT_S + 10,
+            timeout=SYNC_IMPORT_TIMEOUT_S,
         )
+        if answer.get("status") == "queued":
+            answer = _slave_apply_outcome(node, answer.get("revision"))
     except PeerError as error:
         _record_sync(node, ok=False, error=str(error))
         raise
@@ -478,6 +485,20 @@ def ha_sync_push() -> bool:
     )
     _record_sync(node, ok=ok, error=error, generation=revision.generation, hash_=expected)
     return ok
+
+
+def _slave_apply_outcome(node: HaNode, revision: object) -> dict[str, Any]:
+    """Follow the slave's apply of a push (its status API, one short call at a time) until it
+    finishes; its outcome as the sync answer gives it. PeerError if the slave stops answering
+    or does not finish within SYNC_WAIT_S."""
+    deadline = time.monotonic() + SYNC_WAIT_S
+    while True:
+        sync = call_peer(node, "status/", timeout=STATUS_TIMEOUT_S).get("sync")
+        if isinstance(sync, dict) and sync.get("revision") == revision and sync.get("finished"):
+            return sync
+        if time.monotonic() >= deadline:
+            raise PeerError(f"the slave's apply did not finish within {SYNC_WAIT_S:.0f} s")
+        time.sleep(SYNC_POLL_S)
 
 
 def _record_sync(
@@ -498,8 +519,9 @@ def _record_sync(
 
 
 def ha_accept_sync(payload: dict[str, Any], *, source_ip: str | None) -> dict[str, Any]:
-    """The slave's side of a push: import (validated whole, as any import), apply through its
-    own pipeline, answer how it went. A refused document leaves the slave as it was."""
+    """The slave's side of a push: import (validated whole, as any import), queue the apply
+    through its own pipeline and answer "queued" with the revision (or "refused"). A refused
+    document leaves the slave as it was."""
     from lbadmin.services.config import ImportRejected, config_apply_request, config_import
 
     node = HaNode.load()
@@ -527,13 +549,19 @@ def ha_accept_sync(payload: dict[str, Any], *, source_ip: str | None) -> dict[st
     )
     HaNode.objects.filter(pk=node.pk).update(synced_generation=generation, synced_at=timezone.now())
     revision = config_apply_request(actor=None, kind=ConfigRevision.Kind.SYNC)
-    deadline = time.monotonic() + SYNC_WAIT_S
-    while not revision.finished and time.monotonic() < deadline:
-        time.sleep(0.1)
-        revision.refresh_from_db()
+    # Answered now: the master follows the apply through the status API (last_sync_outcome).
+    return {"status": "queued", "revision": revision.pk}
+
+
+def last_sync_outcome() -> dict[str, Any] | None:
+    """The slave's latest apply of a push: what the master's push waits for."""
+    revision = ConfigRevision.objects.filter(kind=ConfigRevision.Kind.SYNC).order_by("-pk").first()
+    if revision is None:
+        return None
     return {
-        "status": revision.status,
         "revision": revision.pk,
+        "finished": revision.finished,
+        "status": revision.status,
         "hash": config_hash(revision.document) if revision.document else "",
         "error": revision.error,
     }
@@ -552,6 +580,7 @@ def ha_status_local() -> dict[str, Any]:
         "config_hash": config_hash(revision.document) if revision else "",
         "active": holds_floating_addresses(),
         "vrrp_state": vrrp_state_local(),
+        "sync": last_sync_outcome(),
     }
 
 
