@@ -51,6 +51,7 @@ bench: $(VENV)/.deps-test
 	$(PY) bench/pem_parse.py
 	$(PY) bench/lync_checks.py
 	$(PY) bench/lync_wizard.py
+	$(PY) bench/ha.py
 
 # Re-pin the dependencies after editing requirements*.in.
 lock: $(VENV)/.deps-test
