@@ -444,16 +444,50 @@ def test_failover_moves_the_vip_to_the_slave(two_nodes, backend) -> None:
     assert "active (holds them)" in page
 
 
-def test_break_the_pair(two_nodes) -> None:
+def test_break_the_pair(two_nodes, backend) -> None:
+    """Issue 17, item 3: broken under load, the node that holds the floating addresses keeps
+    them (keepalived's static_ipaddress) and serves its services standalone; the other one's
+    services go, so it binds no address it does not hold."""
     a, b, client = two_nodes  # A is back after the failover (as backup: no preemption)
+    assert holders(a, b, VIP) == ["b"]
+    load = subprocess.Popen(
+        ["ip", "netns", "exec", CLIENT_NS, sys.executable, "-c", LOAD_PROGRAM,
+         f"http://{VIP}/", "12"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.0)
     response = client.post(a, "/lbadmin/cluster/ha/break/", follow=True)
     assert "this appliance is standalone" in response.text
     assert (node_state(a)["role"], node_state(b)["role"]) == ("standalone", "standalone")
     assert 'id="ha-slave-banner"' not in client.get(b, "/lbadmin/").text
     assert 'id="add-node"' in client.get(a, "/lbadmin/cluster/ha/").text
 
-    def no_vrrp(node) -> bool:
-        return "vrrp_instance" not in (node.var_dir / "etc" / "keepalived.conf").read_text()
+    def config(node, name: str) -> str:
+        return (node.var_dir / "etc" / name).read_text()
 
-    # Neither node floats the addresses any more (each re-applied without VRRP).
-    wait_for(lambda: no_vrrp(a) and no_vrrp(b), 60, "both nodes to drop their VRRP instance")
+    # Neither node floats the addresses any more (each re-applied without VRRP); B, which
+    # held them, keeps them as its own; A's services are gone.
+    wait_for(
+        lambda: (
+            "vrrp_instance" not in config(a, "keepalived.conf")
+            and "vrrp_instance" not in config(b, "keepalived.conf")
+            and "static_ipaddress" in config(b, "keepalived.conf")
+            and f"bind {VIP}:80" not in config(a, "haproxy.cfg")
+        ),
+        60,
+        "B to keep the addresses and A to release its services",
+    )
+    out, _ = load.communicate(timeout=30)
+    ok, failed = (int(n) for n in out.split())
+    print(f"\nbreak under load: {ok} requests answered, {failed} failed")
+    assert holders(a, b, VIP) == ["b"]
+    assert labels(a) == set() and "Web" in labels(b)
+    assert f"bind {VIP}:80" in config(b, "haproxy.cfg")
+    assert failed <= 1, f"{failed} of {ok + failed} requests failed"
+    assert client.get(f"http://{VIP}", "/", timeout=2).status == 200
+    # A restart of A's HAProxy works: it binds nothing it does not hold ('' is success).
+    restarted = a.shell(
+        "from lbadmin.services.daemons import daemon_restart; "
+        "print(repr(daemon_restart('haproxy')))"
+    )
+    assert restarted.strip().splitlines()[-1] == "''", restarted

@@ -550,3 +550,31 @@ def test_the_slave_answers_a_push_once_imported_and_the_master_follows_its_apply
         pytest.raises(ha.PeerError, match="did not finish"),
     ):
         ha._slave_apply_outcome(HaNode.load(), queued.pk)
+
+
+@pytest.mark.parametrize("state", ["MASTER", "BACKUP"])
+def test_breaking_the_pair_keeps_the_holders_addresses_and_empties_the_other(state) -> None:
+    """Issue 17, item 3 (one node; the pair test breaks a real one under load)."""
+    from unittest import mock
+
+    from lbadmin.services.config import keepalived_text
+
+    ha_node_paired("slave", local_ip="127.0.0.2", peer_ip="127.0.0.3")
+    VirtualService.objects.create(label="Web", ip="127.0.0.10", ports="80")
+    with (
+        mock.patch.object(ha, "vrrp_state_local", return_value=state),
+        mock.patch("lbadmin.engines.netinfo.set_nonlocal_bind"),  # the host's sysctl: no
+        mock.patch("lbadmin.services.config.config_apply_request") as applied,
+    ):
+        warning = ha.ha_break(actor=None, source_ip=None, tell_peer=False)
+    assert warning == "" and applied.called
+    node = HaNode.load()
+    assert node.role == "standalone" and node.holds_addresses_standalone == (state == "MASTER")
+    text = keepalived_text(config_export(), {})
+    assert "vrrp_instance" not in text
+    if state == "MASTER":  # keeps serving, holding the address itself (loopback holds 127/8)
+        assert VirtualService.objects.filter(label="Web").exists()
+        assert "127.0.0.10/32 dev lo" in text.split("static_ipaddress {", 1)[1]
+    else:  # releases its services: nothing binds an address it does not hold
+        assert not VirtualService.objects.exists()
+        assert "static_ipaddress" not in text

@@ -37,6 +37,10 @@ class HaNode(models.Model):
     # when a push is queued, cleared when the slave answers it runs that generation.
     unconfirmed_since = models.DateTimeField(null=True, blank=True)
 
+    # Standalone side: this node held the floating addresses when its pair was broken, and
+    # keeps holding them without VRRP (keepalived's static_ipaddress) until it pairs again.
+    holds_addresses_standalone = models.BooleanField(default=False)
+
     class Meta:
         verbose_name = "HA node"
 

@@ -439,6 +439,32 @@ def _vrrp_block(vrrp: _Vrrp) -> list[str]:
     ]
 
 
+def _static_addresses(items: object, *, vrrp: bool) -> list[str]:
+    """``static_ipaddress``: addresses a standalone node holds itself (see KeepalivedSnapshot)."""
+    entries = _tuple(items, "static addresses")
+    if not entries:
+        return []
+    if vrrp:
+        raise ValueError("static addresses and VRRP instances exclude each other")
+    lines, seen = [], set()
+    for entry in entries:
+        if not isinstance(entry, tuple) or len(entry) != 2:
+            raise ValueError(f"a static address is (address, device), not {entry!r}")
+        address = checks.ip(entry[0], "static address")
+        device = _interface(entry[1], f"static address {address}")
+        if address in seen:
+            raise ValueError(f"static address {address} twice")
+        seen.add(address)
+        prefix = 32 if address.version == 4 else 128
+        lines.append(f"{INDENT}{address}/{prefix} dev {device}")
+    return [
+        "# The addresses of a broken pair that this node held: it keeps them, without VRRP.",
+        "static_ipaddress {",
+        *lines,
+        "}",
+    ]
+
+
 def _sync_group(instances: list[_Vrrp]) -> list[str]:
     """All instances move together: the pair has one active node (see the module docstring).
     keepalived refuses a group of one ("has only 1 virtual router(s)"), so none then."""
@@ -605,6 +631,7 @@ def render_keepalived(snapshot: KeepalivedSnapshot, layout: RuntimeLayout) -> st
     instances = [_Vrrp(instance) for instance in _tuple(snapshot.vrrp, "vrrp instances")]
     _check_vrrp_instances(instances)
     head = [HEADER, *_global_defs(snapshot.router_id, vrrp=bool(instances))]
+    static = _static_addresses(snapshot.static_addresses, vrrp=bool(instances))
 
     labels: set[str] = set()
     addresses: set[tuple[Address, int, str]] = set()
@@ -621,6 +648,8 @@ def render_keepalived(snapshot: KeepalivedSnapshot, layout: RuntimeLayout) -> st
             addresses.add((service.ip, port, protocol))
 
     chunks = ["\n".join(head)]
+    if static:
+        chunks.append("\n".join(static))
     chunks += ["\n".join(_vrrp_block(vrrp)) for vrrp in instances]
     if group := _sync_group(instances):
         chunks.append("\n".join(group))

@@ -210,3 +210,7 @@ class KeepalivedSnapshot:
     services: tuple[L4VirtualService, ...] = ()  # sorted by label
     router_id: str = "lbadmin"
     vrrp: tuple[VrrpInstance, ...] = ()  # none on a node that is not in a pair
+    # (address, device) a standalone node holds without VRRP: the floating addresses it held
+    # when its pair was broken (keepalived's static_ipaddress: added at start and reload,
+    # removed when it stops). Never together with ``vrrp``.
+    static_addresses: tuple[tuple[str, str], ...] = ()

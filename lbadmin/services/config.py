@@ -73,6 +73,7 @@ from lbadmin.services.ha import (
     ha_settings_export,
     ha_settings_import,
     ha_sync_request,
+    standalone_addresses,
     vrrp_instances,
 )
 from lbadmin.services.l4 import keepalived_snapshot, l4_admin_states, l4_export, l4_import
@@ -144,7 +145,11 @@ def keepalived_text(document: dict[str, Any], layer4_states: AdminStates) -> str
     """keepalived.conf for a document: its Layer 4 services, and the VRRP instances that
     float its addresses when this node is in an HA pair."""
     snapshot = keepalived_snapshot(document, layer4_states)
-    snapshot = dataclasses.replace(snapshot, vrrp=vrrp_instances(document))
+    snapshot = dataclasses.replace(
+        snapshot,
+        vrrp=vrrp_instances(document),
+        static_addresses=standalone_addresses(document),
+    )
     return render_keepalived(snapshot, runtime_layout())
 
 

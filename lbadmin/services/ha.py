@@ -319,6 +319,7 @@ def ha_pair(
         node.pair_key_encrypted = secret_encrypt(key)
         node.paired_at = timezone.now()
         node.out_of_sync_since, node.sync_error = timezone.now(), "not synced yet"
+        node.holds_addresses_standalone = False  # VRRP floats them again
         node.save()
         audit_record(
             action=AuditEntry.Action.HA_PAIRED,
@@ -366,6 +367,7 @@ def ha_accept_pairing(payload: dict[str, Any], *, source_ip: str | None) -> HaNo
     node.peer_fingerprint = fingerprint
     node.pair_key_encrypted = secret_encrypt(key)
     node.paired_at = timezone.now()
+    node.holds_addresses_standalone = False  # VRRP floats them again
     node.save()
     audit_record(
         action=AuditEntry.Action.HA_PAIRED, source_ip=source_ip, target=f"master {master_ip}"
@@ -375,7 +377,11 @@ def ha_accept_pairing(payload: dict[str, Any], *, source_ip: str | None) -> HaNo
 
 def ha_break(*, actor: User | None, source_ip: str | None, tell_peer: bool = True) -> str:
     """Break the pair: both nodes become standalone (the peer is told if it answers).
-    Returns a warning when the peer could not be told."""
+
+    The node that holds the floating addresses (VRRP master, by keepalived's own word) keeps
+    them without VRRP and goes on serving its services; the other removes its virtual
+    services (they were the pair's, served by the first), so it no longer binds addresses it
+    does not hold. Returns a warning when the peer could not be told."""
     node = HaNode.load()
     warning = ""
     if node.paired and tell_peer:
@@ -384,26 +390,62 @@ def ha_break(*, actor: User | None, source_ip: str | None, tell_peer: bool = Tru
         except PeerError as error:
             warning = f"The peer was not told ({error}): break the pair on it too."
     peer = node.peer_ip
+    holds = node.paired and vrrp_state_local() == "MASTER"
     HaNode.objects.filter(pk=node.pk).update(
         role=HaNode.Role.STANDALONE, local_ip=None, peer_ip=None, peer_node_id=None,
         peer_fingerprint="", pair_key_encrypted=b"", paired_at=None, synced_generation=None,
         synced_hash="", synced_at=None, out_of_sync_since=None, sync_error="",
-        unconfirmed_since=None,
+        unconfirmed_since=None, holds_addresses_standalone=holds,
     )  # fmt: skip
     audit_record(
         action=AuditEntry.Action.HA_BROKEN, actor=actor, source_ip=source_ip, target=f"peer {peer}"
     )
-    # keepalived stops floating the addresses: re-apply without the VRRP instances; and
-    # this node binds only addresses it holds again.
     from lbadmin.engines.netinfo import NetinfoError, set_nonlocal_bind
     from lbadmin.services.config import config_apply_request
 
+    if not holds:
+        _release_floating_services(actor=actor, peer=peer)
+    # keepalived stops floating the addresses (the holder keeps them as its own); and this
+    # node binds only addresses it holds again.
     try:
         set_nonlocal_bind(False)
     except NetinfoError as error:
         warning = f"{warning} ip_nonlocal_bind could not be reset: {error}".strip()
     config_apply_request(actor=actor)
     return warning
+
+
+def _release_floating_services(*, actor: User | None, peer: str | None) -> None:
+    """The passive node of a broken pair: its virtual services (and their SSL terminations)
+    go; certificates and settings stay. One validated import, like any other."""
+    from lbadmin.services.config import config_export, config_import
+
+    document = config_export()
+    document["layer7"]["virtual_services"] = []
+    document["layer4"]["virtual_services"] = []
+    document["ssl"]["terminations"] = []
+    config_import(
+        actor=actor, document=document, reason=f"pair with {peer} broken: the peer serves them"
+    )
+
+
+def standalone_addresses(document: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(address, device) of the floating addresses this standalone node kept when its pair
+    was broken (none otherwise, or for an address no interface of this node has a subnet for).
+    """
+    from lbadmin.engines.netinfo import NetinfoError, interfaces
+
+    node = HaNode.load()
+    if node.paired or not node.holds_addresses_standalone:
+        return ()
+    try:
+        live = interfaces()
+    except NetinfoError:
+        return ()
+    addresses = {item["ip"] for item in document["layer7"]["virtual_services"]}
+    addresses |= {item["ip"] for item in document["layer4"]["virtual_services"]}
+    held = ((address, interface_for(address, among=live)) for address in sorted(addresses))
+    return tuple((address, device) for address, device in held if device is not None)
 
 
 # --- Configuration sync ------------------------------------------------------------------------

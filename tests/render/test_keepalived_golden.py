@@ -377,6 +377,11 @@ CASES: dict[str, KeepalivedSnapshot] = {
         vrrp=(dataclasses.replace(MASTER_ETH1, preempt=True, advert_interval_ms=1250),)
     ),
     "vrrp_ipv6": KeepalivedSnapshot(vrrp=(IPV6_ETH1,)),
+    # A broken pair's addresses kept by the node that held them, without VRRP.
+    "standalone_kept_addresses": KeepalivedSnapshot(
+        services=(WEB,),
+        static_addresses=(("192.168.10.10", "eth1"), ("2001:db8:10::10", "eth1")),
+    ),
     # One instance per address family; a VRID is per family, so both may use 51.
     "vrrp_dual_stack": KeepalivedSnapshot(
         vrrp=(MASTER_ETH1, dataclasses.replace(IPV6_ETH1, virtual_router_id=51))
@@ -463,7 +468,9 @@ def vrrp_netns() -> Iterator[str]:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_keepalived_accepts_silently(case: str, tmp_path: Path, request) -> None:
-    netns = request.getfixturevalue("vrrp_netns") if CASES[case].vrrp else None
+    # eth1 exists in the namespace the VRRP fixture makes.
+    uses_eth1 = CASES[case].vrrp or CASES[case].static_addresses
+    netns = request.getfixturevalue("vrrp_netns") if uses_eth1 else None
     result = keepalived_check(render_keepalived(CASES[case], LAYOUT), tmp_path, netns)
     assert result.returncode == 0, result.stdout + result.stderr
     # keepalived reports its "warnings" (config it corrects) the same way as errors.
@@ -1111,6 +1118,23 @@ HOSTILE_SNAPSHOTS: dict[str, KeepalivedSnapshot] = {
     "floating address in two instances": two_vrrp(addresses=("192.168.10.30",)),
     "floating address is another instance's node address": two_vrrp(
         interface="eth2", local_ip="192.168.20.11", peer_ip="192.168.10.20"
+    ),
+    "static addresses beside VRRP": dataclasses.replace(
+        one_vrrp(), static_addresses=(("192.168.10.11", "eth1"),)
+    ),
+    **{
+        f"static address {v!r}": KeepalivedSnapshot(static_addresses=(v,))
+        for v in (
+            ("192.168.10.10\n", "eth1"),
+            ("192.168.10.10", "eth1\nnotify x"),
+            ("192.168.10.10/24", "eth1"),
+            ("192.168.10.10",),
+            "192.168.10.10",
+            ("192.168.10.10", "../../etc"),
+        )
+    },
+    "static address twice": KeepalivedSnapshot(
+        static_addresses=(("192.168.10.10", "eth1"), ("192.168.10.10", "eth1"))
     ),
 }
 
