@@ -49,10 +49,12 @@ ADVERT_S = 0.1
 def takeover(cluster: HaCluster) -> float:
     """Kill the node holding the VIP; seconds until the other holds it. Restores the pair."""
     a, b, _ = cluster
+    wait_for(lambda: len(holders(a, b, VIP)) == 1, 30, "one holder before the kill")
     holder, other = (a, b) if holders(a, b, VIP) == ["a"] else (b, a)
     killed = time.monotonic()
     holder.kill()
-    wait_for(lambda: holders(a, b, VIP) == [other.name], 10, "the takeover", interval=0.005)
+    # (The dead node's interface keeps the VIP until it starts again: SIGKILL leaves it.)
+    wait_for(lambda: other.name in holders(a, b, VIP), 10, "the takeover", interval=0.005)
     took = time.monotonic() - killed
     holder.link_up()
     cluster.start()
