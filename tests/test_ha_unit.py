@@ -476,7 +476,7 @@ def test_two_masters_are_shown_in_red_with_what_to_do(admin, client, local, peer
     from unittest import mock
 
     ha_node_paired("master", local_ip="192.0.2.2", peer_ip="192.0.2.1")
-    answer = {} if peer is None else {"vrrp_state": peer, "config_hash": "", "active": None}
+    answer = {} if peer is None else {"vrrp_state": peer, "config_hash": "ab" * 32}
     call = mock.patch.object(
         ha, "call_peer", side_effect=ha.PeerError("down") if peer is None else None,
         return_value=answer,
@@ -488,6 +488,8 @@ def test_two_masters_are_shown_in_red_with_what_to_do(admin, client, local, peer
     for text in (overview, page):
         assert ('id="ha-dual-master"' in text) == dual
     assert f"<strong>{local}</strong>" in overview
+    # Both configuration hashes on System Overview (the peer's as it reports it).
+    assert ("<code>abababababab</code>" in overview) == (peer is not None)
     assert (health.status_code, health.json()["ha"]["dual_master"]) == (
         (503, True) if dual else (200, False)
     )
@@ -502,10 +504,13 @@ def test_a_peers_vrrp_state_outside_the_allowlist_is_not_believed() -> None:
     ha_node_paired("master", local_ip="192.0.2.2", peer_ip="192.0.2.1")
     with (
         mock.patch.object(ha, "vrrp_state_local", return_value="MASTER"),
-        mock.patch.object(ha, "call_peer", return_value={"vrrp_state": "<b>MASTER</b>"}),
+        mock.patch.object(
+            ha, "call_peer", return_value={"vrrp_state": "<b>MASTER</b>", "config_hash": "<i>"}
+        ),
     ):
         state = ha.ha_pair_state()
     assert state is not None and state.peer is None and not state.dual_master
+    assert state.peer_hash == ""
 
 
 def test_the_slave_answers_a_push_once_imported_and_the_master_follows_its_apply() -> None:

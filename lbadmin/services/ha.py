@@ -67,6 +67,7 @@ STATUS_TIMEOUT_S = 5.0
 SYNC_POLL_S = 0.5
 MAX_BODY = 16 * 1024 * 1024
 FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
+HASH_RE = re.compile(r"[0-9a-f]{64}")  # a configuration hash, as the peer reports it
 TIMESTAMP_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
 NONCE_RE = re.compile(rf"[0-9a-f]{{{2 * NONCE_BYTES}}}")
 
@@ -657,6 +658,9 @@ class PairState:
     peer_ip: str
     local: str
     peer: str | None
+    local_hash: str = ""  # of the configuration each node runs ("" none yet or not answering)
+    peer_hash: str = ""
+    confirmed_at: datetime | None = None  # the slave last confirmed it runs the master's
 
     @property
     def dual_master(self) -> bool:
@@ -674,14 +678,19 @@ def ha_pair_state(*, timeout: float = 1.0) -> PairState | None:
     if not node.paired:
         return None
     try:
-        peer = call_peer(node, "status/", timeout=timeout).get("vrrp_state")
+        answer = call_peer(node, "status/", timeout=timeout)
     except PeerError:
-        peer = None
+        answer = {}
+    peer, peer_hash = answer.get("vrrp_state"), answer.get("config_hash")
+    revision = running_revision()
     return PairState(
         local_ip=node.local_ip or "",
         peer_ip=node.peer_ip or "",
         local=vrrp_state_local(),
         peer=peer if isinstance(peer, str) and peer in VRRP_STATES else None,
+        local_hash=config_hash(revision.document) if revision else "",
+        peer_hash=peer_hash if isinstance(peer_hash, str) and HASH_RE.fullmatch(peer_hash) else "",
+        confirmed_at=node.synced_at if node.role == HaNode.Role.MASTER else None,
     )
 
 
