@@ -382,16 +382,16 @@ def ha_break(*, actor: User | None, source_ip: str | None, tell_peer: bool = Tru
     The node that holds the floating addresses (VRRP master, by keepalived's own word) keeps
     them without VRRP and goes on serving its services; the other removes its virtual
     services (they were the pair's, served by the first), so it no longer binds addresses it
-    does not hold. Returns a warning when the peer could not be told."""
+    does not hold. The passive node changes first and waits for its apply: were the active
+    one to stop advertising while the passive one still ran VRRP, the passive one would take
+    the addresses over (and the clients' ARP with them) just before dropping them. Returns a
+    warning when the peer could not be told."""
     node = HaNode.load()
-    warning = ""
-    if node.paired and tell_peer:
-        try:
-            call_peer(node, "unpair/", {}, timeout=5)
-        except PeerError as error:
-            warning = f"The peer was not told ({error}): break the pair on it too."
-    peer = node.peer_ip
     holds = node.paired and vrrp_state_local() == "MASTER"
+    warning = ""
+    if node.paired and tell_peer and holds:
+        warning = _tell_peer_unpaired(node)  # it is passive: it lets go first
+    peer = node.peer_ip
     HaNode.objects.filter(pk=node.pk).update(
         role=HaNode.Role.STANDALONE, local_ip=None, peer_ip=None, peer_node_id=None,
         peer_fingerprint="", pair_key_encrypted=b"", paired_at=None, synced_generation=None,
@@ -412,8 +412,31 @@ def ha_break(*, actor: User | None, source_ip: str | None, tell_peer: bool = Tru
         set_nonlocal_bind(False)
     except NetinfoError as error:
         warning = f"{warning} ip_nonlocal_bind could not be reset: {error}".strip()
-    config_apply_request(actor=actor)
+    revision = config_apply_request(actor=actor)
+    if not holds:
+        _wait_for(revision, BREAK_APPLY_WAIT_S)  # no VRRP here any more before the peer hears
+        if node.paired and tell_peer:
+            warning = _tell_peer_unpaired(node)
     return warning
+
+
+BREAK_APPLY_WAIT_S = 30.0
+
+
+def _tell_peer_unpaired(node: HaNode) -> str:
+    """Tell the peer the pair is broken (a passive peer answers once it has applied)."""
+    try:
+        call_peer(node, "unpair/", {}, timeout=BREAK_APPLY_WAIT_S + 10)
+    except PeerError as error:
+        return f"The peer was not told ({error}): break the pair on it too."
+    return ""
+
+
+def _wait_for(revision: ConfigRevision, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not revision.finished and time.monotonic() < deadline:
+        time.sleep(0.1)
+        revision.refresh_from_db()
 
 
 def _release_floating_services(*, actor: User | None, peer: str | None) -> None:
