@@ -1816,12 +1816,7 @@ class KeepalivedControl(Controller):
     def _make_pid_files_private(self) -> None:
         # keepalived creates its pid files 0644 whatever the umask: nothing under var/ may be
         # readable by other users.
-        for path in (
-            self.layout.keepalived_pid_file,
-            self.layout.keepalived_vrrp_pid_file,
-            self.layout.keepalived_checkers_pid_file,
-            self.layout.keepalived_bfd_pid_file,
-        ):
+        for path in self._runtime_files():  # its four pid files
             with contextlib.suppress(FileNotFoundError):
                 path.chmod(0o600)
 

@@ -334,6 +334,17 @@ def pending_diff() -> str:
 # --- Apply --------------------------------------------------------------------------------------
 
 
+def revision_wait(revision: ConfigRevision, timeout: float) -> bool:
+    """Wait (polling the database) until ``revision`` has finished; whether it did in time."""
+    deadline = time.monotonic() + timeout
+    while not revision.finished:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+        revision.refresh_from_db(fields=["status", "error"])
+    return True
+
+
 def config_apply_request(
     *, actor: User | None, kind: ConfigRevision.Kind = ConfigRevision.Kind.APPLY
 ) -> ConfigRevision:

@@ -66,8 +66,7 @@ SYNC_IMPORT_TIMEOUT_S = 30.0  # a 10,000-server document is validated whole befo
 STATUS_TIMEOUT_S = 5.0
 SYNC_POLL_S = 0.5
 MAX_BODY = 16 * 1024 * 1024
-FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
-HASH_RE = re.compile(r"[0-9a-f]{64}")  # a configuration hash, as the peer reports it
+SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")  # certificate fingerprints, configuration hashes
 TIMESTAMP_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
 NONCE_RE = re.compile(rf"[0-9a-f]{{{2 * NONCE_BYTES}}}")
 
@@ -249,7 +248,7 @@ def peer_call(
 def call_peer(node: HaNode, path: str, payload: dict[str, Any] | None = None, **kw: Any) -> dict:
     """A signed call to this node's peer, which must present the certificate pinned at
     pairing; PeerError unless it answers 200."""
-    if not FINGERPRINT_RE.fullmatch(node.peer_fingerprint or ""):
+    if not SHA256_HEX_RE.fullmatch(node.peer_fingerprint or ""):
         raise PeerError("no certificate of the peer is pinned: break the pair and pair again")
     answer = peer_call(node.peer_ip, path, payload, node=node, pinned=node.peer_fingerprint, **kw)
     if answer.status != 200:
@@ -357,7 +356,7 @@ def ha_accept_pairing(payload: dict[str, Any], *, source_ip: str | None) -> HaNo
         key = base64.b64decode(str(payload["pair_key"]), validate=True)
     except (KeyError, ValueError, TypeError, ValidationError):
         raise PeerError("the pairing request is malformed") from None
-    if len(key) != 32 or not FINGERPRINT_RE.fullmatch(fingerprint):
+    if len(key) != 32 or not SHA256_HEX_RE.fullmatch(fingerprint):
         raise PeerError("the pairing request is malformed")
     if master_node_id == node.node_id:
         raise PeerError("that is this appliance itself")
@@ -402,7 +401,7 @@ def ha_break(*, actor: User | None, source_ip: str | None, tell_peer: bool = Tru
         action=AuditEntry.Action.HA_BROKEN, actor=actor, source_ip=source_ip, target=f"peer {peer}"
     )
     from lbadmin.engines.netinfo import NetinfoError, set_nonlocal_bind
-    from lbadmin.services.config import config_apply_request
+    from lbadmin.services.config import config_apply_request, revision_wait
 
     if not holds:
         _release_floating_services(actor=actor, peer=peer)
@@ -414,7 +413,7 @@ def ha_break(*, actor: User | None, source_ip: str | None, tell_peer: bool = Tru
         warning = f"{warning} ip_nonlocal_bind could not be reset: {error}".strip()
     revision = config_apply_request(actor=actor)
     if not holds:
-        _wait_for(revision, BREAK_APPLY_WAIT_S)  # no VRRP here any more before the peer hears
+        revision_wait(revision, BREAK_APPLY_WAIT_S)  # no VRRP here before the peer hears
         if node.paired and tell_peer:
             warning = _tell_peer_unpaired(node)
     return warning
@@ -430,13 +429,6 @@ def _tell_peer_unpaired(node: HaNode) -> str:
     except PeerError as error:
         return f"The peer was not told ({error}): break the pair on it too."
     return ""
-
-
-def _wait_for(revision: ConfigRevision, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not revision.finished and time.monotonic() < deadline:
-        time.sleep(0.1)
-        revision.refresh_from_db()
 
 
 def _release_floating_services(*, actor: User | None, peer: str | None) -> None:
@@ -695,24 +687,40 @@ class PairState:
 
 
 def ha_pair_state(*, timeout: float = 1.0) -> PairState | None:
-    """What each node of the pair says of its VRRP state (None on a standalone node). One
-    call to the peer; a peer that does not answer within ``timeout`` is "not answering"."""
+    """What each node of the pair says of itself (None on a standalone node). One call to the
+    peer; a peer that does not answer within ``timeout`` is "not answering"."""
     node = HaNode.load()
     if not node.paired:
         return None
     try:
         answer = call_peer(node, "status/", timeout=timeout)
     except PeerError:
-        answer = {}
-    peer, peer_hash = answer.get("vrrp_state"), answer.get("config_hash")
+        answer = None
     revision = running_revision()
+    return pair_state(
+        node,
+        local_state=vrrp_state_local(),
+        local_hash=config_hash(revision.document) if revision else "",
+        answer=answer,
+    )
+
+
+def pair_state(
+    node: HaNode, *, local_state: str, local_hash: str, answer: dict[str, Any] | None
+) -> PairState:
+    """Both nodes' states from this node's own and the peer's status answer (None: it did not
+    answer); what the peer says is believed only within its allowlists."""
+    answer = answer or {}
+    peer, peer_hash = answer.get("vrrp_state"), answer.get("config_hash")
     return PairState(
         local_ip=node.local_ip or "",
         peer_ip=node.peer_ip or "",
-        local=vrrp_state_local(),
+        local=local_state,
         peer=peer if isinstance(peer, str) and peer in VRRP_STATES else None,
-        local_hash=config_hash(revision.document) if revision else "",
-        peer_hash=peer_hash if isinstance(peer_hash, str) and HASH_RE.fullmatch(peer_hash) else "",
+        local_hash=local_hash,
+        peer_hash=peer_hash
+        if isinstance(peer_hash, str) and SHA256_HEX_RE.fullmatch(peer_hash)
+        else "",
         confirmed_at=node.synced_at if node.role == HaNode.Role.MASTER else None,
     )
 

@@ -76,8 +76,11 @@ def page(request: HttpRequest) -> HttpResponse:
         "form": form,
         "local": local,
         "peer": peer,
-        "dual_master": bool(peer) and local["vrrp_state"] == peer.get("vrrp_state") == "MASTER",
-        "advice": ha.DUAL_MASTER_ADVICE.format(local=node.local_ip, peer=node.peer_ip),
+        "pair": ha.pair_state(
+            node, local_state=local["vrrp_state"], local_hash=local["config_hash"], answer=peer
+        )
+        if node.paired
+        else None,
         "not_floating": ha.floating_problems(config_export()) if node.paired else [],
     }
     return render(request, "lbadmin/ha/page.html", context)

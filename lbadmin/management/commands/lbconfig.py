@@ -2,7 +2,6 @@
 
 import json
 import sys
-import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -13,20 +12,17 @@ from lbadmin.services.config import (
     config_apply_request,
     config_export,
     config_import,
+    revision_wait,
 )
 
 
 def wait_for_apply(revision: ConfigRevision, timeout: float) -> ConfigRevision:
     """The revision once finished; CommandError if it failed or took too long."""
-    deadline = time.monotonic() + timeout
-    while not revision.finished:
-        if time.monotonic() > deadline:
-            raise CommandError(
-                f"revision {revision.pk} is still {revision.status} after {timeout:.0f}s: "
-                "is the Celery worker running?"
-            )
-        time.sleep(0.2)
-        revision.refresh_from_db(fields=["status", "error"])
+    if not revision_wait(revision, timeout):
+        raise CommandError(
+            f"revision {revision.pk} is still {revision.status} after {timeout:.0f}s: "
+            "is the Celery worker running?"
+        )
     if revision.status == ConfigRevision.Status.FAILED:
         raise CommandError(f"revision {revision.pk} failed:\n{revision.error}")
     return revision
