@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "appliance.settings")
 
@@ -22,3 +23,15 @@ def _make_broker_folders(sender: Celery, **kwargs: object) -> None:
         folders.append(backend.removeprefix("file://"))
     for folder in filter(None, folders):
         Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+@worker_ready.connect
+def _network_revert_when_due(**kwargs: object) -> None:
+    # A worker that starts (after a crash, say) undoes an unconfirmed network change whose
+    # time is up, whether or not the supervisor's timer got to it.
+    from lbadmin.services.network import network_revert_if_unconfirmed
+
+    try:
+        network_revert_if_unconfirmed()
+    except Exception as error:  # the worker starts anyway; the timer tries again
+        print(f"lbadmin: the network revert check failed at start: {error}")

@@ -57,16 +57,8 @@ def ha_sync_task(self) -> bool:
 
 
 @shared_task
-def network_confirm_deadline_task() -> bool:
-    """A network change was not confirmed in time: restore the previous settings."""
-    from lbadmin.services.network import network_revert_if_unconfirmed
-
-    return network_revert_if_unconfirmed()
-
-
-@shared_task
 def network_apply_task(**change: object) -> dict:
-    """Apply the configured network to this node (Local Configuration)."""
-    from lbadmin.services.network import network_apply_configured
+    """Make one Local Configuration change on this node (services.network.NetworkEdit)."""
+    from lbadmin.services.network import network_edit_apply
 
-    return network_apply_configured(**change)
+    return network_edit_apply(**change)  # type: ignore[arg-type]

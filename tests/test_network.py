@@ -158,16 +158,15 @@ def test_invalid_networks_are_refused_and_nothing_is_applied(netns, admin) -> No
     assert routes() == set() and not StaticRoute.objects.exists()
 
 
-def test_the_confirmation_timer_runs_out_on_the_worker(netns, admin, settings) -> None:
-    from lbadmin.tasks import network_confirm_deadline_task
-
+def test_the_confirmation_timer_runs_out(netns, admin, settings) -> None:
     settings.LBADMIN_NETWORK_CONFIRM_SECONDS = 1  # a short timer
     add_address(admin, "192.0.2.1/24")
     add_route(admin, "default", "192.0.2.254")
     assert routes() == {("default", "192.0.2.254")}
+    assert network.network_watch() == ""  # not yet
     time.sleep(1.2)
-    # What the worker runs when the countdown the change scheduled is over.
-    assert network_confirm_deadline_task.apply().get() is True
+    # What the supervisor (serve) runs every half second.
+    assert "undone" in network.network_watch()
     assert routes() == set() and not StaticRoute.objects.exists()
 
 
@@ -235,3 +234,4 @@ def test_read_only_where_the_host_is_not_ours(admin, settings) -> None:
     page = add_route(admin, "default", "192.0.2.254").content.decode()
     assert "Nothing was changed" in page
     assert not StaticRoute.objects.exists()
+

@@ -122,6 +122,8 @@ HOSTNAME_MAX = 253
 
 DEFAULT_METRIC = {4: 0, 6: 1024}
 STATIC_PROTOCOLS = ("boot", "static")  # ``ip route add`` by hand, and ours
+OUR_PROTOCOL = "static"  # every route the appliance sets; "boot" is ip's default by hand
+PRESERVED_PROTOCOLS = ("boot", "static", "dhcp")  # put back when the kernel flushes them
 LOOPBACK_NAME = "lo"
 
 # Linux allows most bytes in a name; the appliance only manages sensible ones (no leading '-',
@@ -410,10 +412,18 @@ def validate_network(config: NetworkConfig, live_interfaces: Iterable[object]) -
                 continue
             seen[address.ip] = f"{where}, {iface.name}"
             for other_i, other_name, other in placed:
-                if other_i != i and address.network.overlaps(other.network):
+                if not address.network.overlaps(other.network):
+                    continue
+                if other_i != i:
                     problems.append(
                         f"{where}: {address} overlaps {other} on {other_name} "
                         f"({address.network} and {other.network})"
+                    )
+                    break
+                if address.network != other.network:  # a secondary shares the whole subnet
+                    problems.append(
+                        f"{where}: {address} overlaps {other} on the same interface with "
+                        f"another prefix ({address.network} and {other.network})"
                     )
                     break
             placed.append((i, iface.name, address))
@@ -522,16 +532,24 @@ class _LiveLink:
     mtu: int
     loopback: bool
     addresses: list[IPInterface]  # everything but link-local and host-scope ones, ip's order
+    labels: dict[IPInterface, str] = field(default_factory=dict)  # IPv4 labels but the name
+    dynamic: set[IPInterface] = field(default_factory=set)  # DHCP/SLAAC: their client's
 
 
 @dataclass
 class _Live:
     links: dict[str, _LiveLink]
-    routes: list[netinfo.Route]  # static (boot/static), unicast, single-path, main table
+    # Unicast, single-path routes of the main table made by hand, by the appliance or by a
+    # DHCP client (PRESERVED_PROTOCOLS); the kernel's connected routes are not here.
+    routes: list[netinfo.Route]
 
 
 def _is_static(route: netinfo.Route) -> bool:
     return route.type == "unicast" and not route.multipath and route.protocol in STATIC_PROTOCOLS
+
+
+def _is_preserved(route: netinfo.Route) -> bool:
+    return route.type == "unicast" and not route.multipath and route.protocol in PRESERVED_PROTOCOLS
 
 
 def _kernel_address(item: netinfo.LinkAddress) -> bool:
@@ -547,10 +565,136 @@ def _read_live(netns: str | None) -> _Live:
             mtu=link.mtu,
             loopback=link.loopback,
             addresses=[item.address for item in link.addresses if not _kernel_address(item)],
+            labels={item.address: item.label for item in link.addresses if item.label},
+            dynamic={item.address for item in link.addresses if item.dynamic},
         )
         for link in netinfo.links(netns)
     }
-    return _Live(links, [route for route in netinfo.routes(netns) if _is_static(route)])
+    return _Live(links, [route for route in netinfo.routes(netns) if _is_preserved(route)])
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """The live network at one moment, as far as ``apply_network`` puts things back: every
+    link's state, addresses (labels, which are dynamic) and the routes of PRESERVED_PROTOCOLS.
+    Stored as JSON (``to_json``) and read back strictly (``from_json``)."""
+
+    live: _Live
+
+    def link_state(self, name: str) -> tuple[bool, int | None] | None:
+        """(administratively up, MTU) of ``name`` then (MTU None when it is not one the
+        appliance sets); None when it was not there."""
+        link = self.live.links.get(name)
+        if link is None or link.loopback:
+            return None
+        return link.admin_up, link.mtu if MTU_MIN <= link.mtu <= MTU_MAX else None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "links": [
+                {
+                    "name": link.name,
+                    "up": link.admin_up,
+                    "mtu": link.mtu,
+                    "loopback": link.loopback,
+                    "addresses": [str(a) for a in link.addresses],
+                    "labels": {str(a): label for a, label in link.labels.items()},
+                    "dynamic": [str(a) for a in link.dynamic],
+                }
+                for link in self.live.links.values()
+            ],
+            "routes": [
+                {
+                    "destination": str(route.destination),
+                    "gateway": None if route.gateway is None else str(route.gateway),
+                    "interface": route.interface,
+                    "protocol": route.protocol,
+                    "metric": route.metric,
+                    "scope": route.scope,
+                    "source": None if route.source is None else str(route.source),
+                }
+                for route in self.live.routes
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> LiveSnapshot:
+        """A snapshot from ``to_json``'s output; ValueError naming the first bad field."""
+        try:
+            return cls(_live_from_json(data))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"snapshot: malformed ({exc!r})") from None
+
+
+_LABEL_TEXT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}")
+
+
+def _live_from_json(data: object) -> _Live:
+    if not isinstance(data, dict):
+        raise ValueError("snapshot: an object")
+    links: dict[str, _LiveLink] = {}
+    for i, item in enumerate(data["links"][:MAX_INTERFACES]):
+        where = f"snapshot.links[{i}]"
+        name = _interface_name(item["name"])
+        mtu = item["mtu"]
+        if type(mtu) is not int or not 0 <= mtu < 2**31:  # loopback's is 65536
+            raise ValueError(f"{where}.mtu: {mtu!r}")
+        if type(item["up"]) is not bool or type(item["loopback"]) is not bool:
+            raise ValueError(f"{where}: up and loopback are true or false")
+        addresses = [_snapshot_address(text, where) for text in item["addresses"][:MAX_ADDRESSES]]
+        labels: dict[IPInterface, str] = {}
+        for text, label in item["labels"].items():
+            if not isinstance(label, str) or not _LABEL_TEXT.fullmatch(label):
+                raise ValueError(f"{where}.labels: {label!r}")
+            if not label.startswith(name + ":"):
+                raise ValueError(f"{where}.labels: {label!r} is not a label of {name}")
+            labels[_snapshot_address(text, where)] = label
+        dynamic = {_snapshot_address(text, where) for text in item["dynamic"][:MAX_ADDRESSES]}
+        links[name] = _LiveLink(
+            name, item["up"], mtu, item["loopback"], addresses, labels=labels, dynamic=dynamic
+        )
+    routes: list[netinfo.Route] = []
+    for i, item in enumerate(data["routes"][:MAX_ROUTES]):
+        where = f"snapshot.routes[{i}]"
+        if not isinstance(item["destination"], str) or not _PREFIXED_TEXT.fullmatch(
+            item["destination"]
+        ):
+            raise ValueError(f"{where}.destination: {item['destination']!r}")
+        destination = ipaddress.ip_network(item["destination"])
+        gateway = None if item["gateway"] is None else _ip(item["gateway"])
+        source = None if item["source"] is None else _ip(item["source"])
+        interface = None if item["interface"] is None else _interface_name(item["interface"])
+        if item["protocol"] not in PRESERVED_PROTOCOLS:
+            raise ValueError(f"{where}.protocol: {item['protocol']!r}")
+        if item["scope"] not in ("global", "link", "host", "site"):
+            raise ValueError(f"{where}.scope: {item['scope']!r}")
+        metric = _metric(item["metric"])
+        routes.append(
+            netinfo.Route(
+                destination=destination,
+                gateway=gateway,
+                interface=interface,
+                protocol=item["protocol"],
+                metric=metric if metric is not None else DEFAULT_METRIC[destination.version],
+                type="unicast",
+                scope=item["scope"],
+                multipath=False,
+                source=source,
+            )
+        )
+    return _Live(links, routes)
+
+
+def _snapshot_address(text: object, where: str) -> IPInterface:
+    if not isinstance(text, str) or not _PREFIXED_TEXT.fullmatch(text):
+        raise ValueError(f"{where}.addresses: {text!r}")
+    return ipaddress.ip_interface(text)
+
+
+def snapshot_live(netns: str | None = None) -> LiveSnapshot:
+    """The live network now, to put back later (``apply_network(…, baseline=…)``). Raises
+    NetinfoError when ip fails."""
+    return LiveSnapshot(_read_live(netns))
 
 
 def _config_addresses(link: netinfo.Link) -> tuple[str, ...]:
@@ -598,14 +742,21 @@ def read_network(netns: str | None = None) -> NetworkConfig:
 @dataclass(frozen=True)
 class _Owned:
     interfaces: frozenset[str]
-    ips: frozenset[IPAddress]
+    addresses: frozenset[tuple[str, IPAddress]]  # (interface, IP): where each one was put
     destinations: frozenset[IPNetwork]
+
+    def route(self, route: netinfo.Route) -> bool:
+        """A live route is the appliance's when it set it (its protocol) to a destination on
+        record; a route to the same destination made by hand or by a DHCP client is not."""
+        return route.protocol == OUR_PROTOCOL and route.destination in self.destinations
 
 
 def _owned(*nets: _Net) -> _Owned:
     return _Owned(
         interfaces=frozenset(iface.name for net in nets for iface in net.interfaces),
-        ips=frozenset(a.ip for net in nets for iface in net.interfaces for a in iface.addresses),
+        addresses=frozenset(
+            (iface.name, a.ip) for net in nets for iface in net.interfaces for a in iface.addresses
+        ),
         destinations=frozenset(route.destination for net in nets for route in net.routes),
     )
 
@@ -675,7 +826,8 @@ def _route_set(want: _Route) -> _Step:
 
 def _matches(live: netinfo.Route, want: _Route) -> bool:
     return (
-        live.destination == want.destination
+        live.protocol == OUR_PROTOCOL
+        and live.destination == want.destination
         and live.gateway == want.gateway
         and (want.interface is None or live.interface == want.interface)
         and live.metric == want.metric_value
@@ -687,7 +839,7 @@ def _phase_routes_out(target: _Net, owned: _Owned, live: _Live) -> list[_Step]:
     return [
         _route_del(route)
         for route in live.routes
-        if route.destination in owned.destinations and route.destination not in wanted
+        if owned.route(route) and route.destination not in wanted
     ]
 
 
@@ -727,7 +879,7 @@ def _phase_addresses_out(target: _Net, owned: _Owned, live: _Live) -> list[_Step
         if link is None or link.loopback:
             continue
         for address in link.addresses:
-            if address.ip in owned.ips and (name, address) not in wanted:
+            if (name, address.ip) in owned.addresses and (name, address) not in wanted:
                 steps.append(
                     _Step(
                         "addr-del",
@@ -780,7 +932,7 @@ def _phase_route_strays(target: _Net, owned: _Owned, live: _Live) -> list[_Step]
     for want in target.routes:
         kept = False
         for route in live.routes:
-            if route.destination != want.destination:
+            if route.destination != want.destination or not owned.route(route):
                 continue
             if _matches(route, want) and not kept:
                 kept = True
@@ -882,37 +1034,60 @@ def _route_key(route: netinfo.Route) -> tuple:
     return (route.destination, route.gateway, route.interface, route.metric)
 
 
-def _put_back(pre: _Live, live: _Live, owned: _Owned) -> list[_Step]:
-    """Unmanaged addresses and routes the kernel removed while we removed or added managed
-    addresses (the secondaries of a deleted primary, routes through a link that lost its last
-    IPv4 address or whose ``src`` went), put back where they can still exist."""
+def _address_argv(address: IPInterface, name: str, label: str | None = None) -> tuple[str, ...]:
+    argv = [_family(address.version), "addr", "add", str(address)]
+    if address.version == 4 and address.network.prefixlen <= 30:
+        argv += ["broadcast", "+"]
+    if label is not None:
+        argv += ["label", label]
+    return (*argv, "dev", name)
+
+
+def _put_back(
+    pre: _Live, live: _Live, owned: _Owned, keep_out: frozenset[IPAddress]
+) -> list[_Step]:
+    """What the appliance does not own and was there in ``pre`` but is gone now, put back
+    where it can still exist: the secondaries of a deleted primary, IPv6 addresses a link
+    lost going down, routes through a link that went down or lost its last IPv4 address or
+    whose ``src`` went — with their labels, protocols and sources. Never what a DHCP or SLAAC
+    client keeps (dynamic), an address now live elsewhere, or one in ``keep_out`` (floating
+    addresses: keepalived's to place)."""
     state = copy.deepcopy(live)
     steps: list[_Step] = []
+    everywhere = {a.ip for link in state.links.values() for a in link.addresses}
     for name in sorted(owned.interfaces):
         old, link = pre.links.get(name), state.links.get(name)
         if old is None or link is None:
             continue
         for address in old.addresses:
-            if address.ip in owned.ips or address in link.addresses:
+            if (
+                (name, address.ip) in owned.addresses
+                or address.ip in everywhere
+                or address.ip in keep_out
+                or address in old.dynamic
+                or (address.version == 6 and link.mtu < IPV6_MTU_MIN)
+            ):
                 continue
-            argv = [_family(address.version), "addr", "add", str(address)]
-            if address.version == 4 and address.network.prefixlen <= 30:
-                argv += ["broadcast", "+"]
-            argv += ["dev", name]
+            label = old.labels.get(address)
             step = _Step(
                 "addr-add",
-                f"put back {address} on {name} (the kernel removed it with a managed address)",
-                tuple(argv),
+                f"put back {address} on {name} (the kernel removed it with a managed change)",
+                _address_argv(address, name, label),
                 name,
                 address=address,
             )
             steps.append(step)
             _simulate(state, step)
-    now = {_route_key(route) for route in state.routes}
+            if label:
+                state.links[name].labels[address] = label
     for route in pre.routes:
-        if route.destination in owned.destinations or _route_key(route) in now:
+        if owned.route(route) or not _can_exist(route, state):
             continue
-        if not _can_exist(route, state):
+        taken = any(
+            other.destination == route.destination and other.metric == route.metric
+            for other in state.routes
+        )
+        if taken:  # there already (or replaced at its place by a route of the same metric)
             continue
         argv = [_family(route.destination.version), "route", "add", str(route.destination)]
         if route.gateway is not None:
@@ -923,14 +1098,14 @@ def _put_back(pre: _Live, live: _Live, owned: _Owned) -> list[_Step]:
             argv += ["src", str(route.source)]
         argv += ["proto", route.protocol, "metric", str(route.metric), "table", "main"]
         text = _route_text(route.destination, route.gateway, route.interface, route.metric)
-        steps.append(
-            _Step(
-                "route-add",
-                f"put back route {text} (the kernel removed it with an address)",
-                tuple(argv),
-                route=route,
-            )
+        step = _Step(
+            "route-add",
+            f"put back route {text} (the kernel removed it with a managed change)",
+            tuple(argv),
+            route=route,
         )
+        steps.append(step)
+        _simulate(state, step)
     return steps
 
 
@@ -941,14 +1116,16 @@ def _converge(
     *,
     done: list[str],
     stop_on_error: bool,
+    pre: _Live,
+    keep_out: frozenset[IPAddress] = frozenset(),
     on_step: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Run the phases, each on a fresh read; the steps carried out go to ``done``. Between the
-    address phases and the route phases, put back what the kernel removed with the addresses
-    (``_put_back``). Returns the errors (at most one when ``stop_on_error``)."""
+    address phases and the route phases, put back what the appliance does not own and the
+    kernel removed since ``pre`` (``_put_back``). Returns the errors (at most one when
+    ``stop_on_error``)."""
     errors: list[str] = []
     live: _Live | None = None
-    pre: _Live | None = None
     phases: list[object] = list(_PHASES)
     phases.insert(phases.index(_phase_addresses_in) + 1, _put_back)
     for phase in phases:
@@ -960,10 +1137,8 @@ def _converge(
                 if stop_on_error:
                     return errors
                 continue
-        if phase is _phase_addresses_out:
-            pre = copy.deepcopy(live)
         if phase is _put_back:
-            steps = _put_back(pre, live, owned) if pre is not None else []
+            steps = _put_back(pre, live, owned, keep_out)
         else:
             steps = phase(target, owned, live)  # type: ignore[operator]
         if steps:
@@ -990,14 +1165,15 @@ def _before(live: _Live, owned: _Owned, order: Iterable[str]) -> tuple[NetworkCo
         link = live.links.get(name)
         if link is None or link.loopback:
             continue
-        v4 = [a for a in link.addresses if a.version == 4 and a.ip in owned.ips]
-        v6 = [a for a in reversed(link.addresses) if a.version == 6 and a.ip in owned.ips]
+        mine = [a for a in link.addresses if (name, a.ip) in owned.addresses]
+        v4 = [a for a in mine if a.version == 4]
+        v6 = [a for a in reversed(mine) if a.version == 6]
         addresses = tuple(v4 + v6)
         public.append(
             InterfaceConfig(name, link.admin_up, link.mtu, tuple(str(a) for a in addresses))
         )
         parsed.append(_Iface(name, link.admin_up, link.mtu, addresses))
-    routes = [route for route in live.routes if route.destination in owned.destinations]
+    routes = [route for route in live.routes if owned.route(route)]
     return (
         NetworkConfig(tuple(public), tuple(_route_config(route) for route in routes)),
         _Net(
@@ -1023,18 +1199,118 @@ def plan_network(
     return [step.description for step in _plan(target, _owned(target, old), live)]
 
 
+def validate_against_live(
+    desired: NetworkConfig, *, previous: NetworkConfig | None, netns: str | None = None
+) -> list[str]:
+    """What is wrong with ``desired`` on this node now: ``validate_network``'s problems, then
+    what it would take from someone else (``previous`` is the appliance's record of what it
+    made): an address live elsewhere or overlapping a live subnet it did not configure, a
+    route over a connected subnet or in place of a route it did not set, an MTU that would
+    strip IPv6 addresses it did not add. Raises NetinfoError when ip fails."""
+    live = _read_live(netns)
+    problems = validate_network(desired, live.links)
+    if problems:
+        return problems
+    old = _parse(previous if previous is not None else NetworkConfig(), [])
+    return _conflicts(_parse(desired, []), old, live)
+
+
+def _conflicts(target: _Net, old: _Net, live: _Live) -> list[str]:
+    owned = _owned(old)
+    problems: list[str] = []
+    foreign = [
+        (link.name, address)
+        for link in live.links.values()
+        if not link.loopback
+        for address in link.addresses
+        if (link.name, address.ip) not in owned.addresses
+    ]
+    for i, iface in enumerate(target.interfaces):
+        adopted = set(iface.addresses)  # stated here: the administrator's from now on
+        for j, address in enumerate(iface.addresses):
+            where = f"interfaces[{i}].addresses[{j}]"
+            if (iface.name, address.ip) in owned.addresses:
+                continue
+            for name, other in foreign:
+                if other.ip == address.ip and (name != iface.name or other != address):
+                    problems.append(
+                        f"{where}: {address.ip} is already live on {name} as {other}, not "
+                        "configured here (a virtual service's floating address, or the host's "
+                        "own): remove it there first"
+                    )
+                    break
+                if other.ip == address.ip or other in adopted:
+                    continue
+                if other.network.prefixlen == other.network.max_prefixlen:
+                    continue  # a /32 or /128 (a floating address) makes no subnet
+                if not address.network.overlaps(other.network):
+                    continue
+                if name != iface.name or address.network != other.network:
+                    problems.append(
+                        f"{where}: {address} overlaps {other}, live on {name} and not "
+                        f"configured here ({address.network} and {other.network})"
+                    )
+                    break
+        link = live.links.get(iface.name)
+        if iface.mtu is not None and iface.mtu < IPV6_MTU_MIN and link is not None:
+            theirs = [str(a) for a in link.addresses if a.version == 6 and a not in iface.addresses]
+            if theirs:
+                problems.append(
+                    f"interfaces[{i}].mtu: below {IPV6_MTU_MIN} the kernel removes every IPv6 "
+                    f"address of {iface.name}, and {', '.join(theirs)} was not configured here"
+                )
+    connected = {
+        address.network: link.name
+        for link in live.links.values()
+        if not link.loopback
+        for address in link.addresses
+        if address.network.prefixlen < address.network.max_prefixlen
+    }
+    for i, route in enumerate(target.routes):
+        if route.destination in owned.destinations:
+            continue  # the appliance's own destination: drift there is corrected
+        where = f"routes[{i}].destination"
+        shown = "default" if route.destination.prefixlen == 0 else str(route.destination)
+        if route.destination in connected:
+            problems.append(
+                f"{where}: {shown} is the connected subnet of {connected[route.destination]}, "
+                "routed there by the kernel: a static route would replace it"
+            )
+            continue
+        for other in live.routes:
+            same_place = (
+                other.destination == route.destination and other.metric == route.metric_value
+            )
+            adopted = other.gateway == route.gateway and route.interface in (None, other.interface)
+            if same_place and not adopted:  # the very same route is taken over, not replaced
+                text = _route_text(other.destination, other.gateway, other.interface, other.metric)
+                problems.append(
+                    f"{where}: a route {text} (protocol {other.protocol}) exists that was not "
+                    "configured here and would be replaced: give this one another metric, or "
+                    "remove that one where it was made"
+                )
+                break
+    return problems
+
+
 def apply_network(
     desired: NetworkConfig,
     *,
     previous: NetworkConfig | None,
     netns: str | None = None,
     on_step: Callable[[str], None] | None = None,
+    baseline: LiveSnapshot | None = None,
+    keep_out: Iterable[str] = (),
 ) -> ApplyResult:
     """Make the live network match ``desired`` for the items the appliance manages (see the
     module docstring for what it owns and in which order it works); ``previous`` is what it
     applied last (None the first time). Nothing is applied when ``desired`` is invalid on this
-    node. When a step fails, everything already done is undone and the result says so, quoting
-    ip. ``on_step`` is called with each step's description just before it runs (not for
+    node or would take what the appliance did not make (``validate_against_live``). When a
+    step fails, everything already done is undone and the result says so, quoting ip.
+    What the appliance does not own and the kernel removes on the way is put back as it was
+    in ``baseline`` (a revert passes the snapshot taken before the change it undoes; by
+    default the live state now), but never the IPs in ``keep_out`` (floating addresses).
+    ``on_step`` is called with each step's description just before it runs (not for
     rollback steps). A hostile ``netns`` raises ValueError before anything runs."""
     netinfo._netns(netns)
     try:
@@ -1053,12 +1329,20 @@ def apply_network(
             + "; ".join(previous_problems),
         )
     target = _parse(desired, [])
+    conflicts = _conflicts(target, old, live)
+    if conflicts:
+        return ApplyResult(ok=False, error="refused, nothing applied: " + "; ".join(conflicts))
     owned = _owned(target, old)
     order = [iface.name for iface in target.interfaces] + [i.name for i in old.interfaces]
     before, restore = _before(live, owned, order)
+    pre = baseline.live if baseline is not None else live
+    floating = frozenset(ipaddress.ip_address(ip) for ip in keep_out)
 
     changes: list[str] = []
-    errors = _converge(target, owned, netns, done=changes, stop_on_error=True, on_step=on_step)
+    errors = _converge(
+        target, owned, netns, done=changes, stop_on_error=True, on_step=on_step,
+        pre=pre, keep_out=floating,
+    )  # fmt: skip
     if not errors:
         try:
             left = _plan(target, owned, _read_live(netns))
@@ -1075,7 +1359,9 @@ def apply_network(
 
     # Roll back: converge on the snapshot of the managed items, best effort.
     undo: list[str] = []
-    rollback_errors = _converge(restore, owned, netns, done=undo, stop_on_error=False)
+    rollback_errors = _converge(
+        restore, owned, netns, done=undo, stop_on_error=False, pre=pre, keep_out=floating
+    )
     error = errors[0]
     if rollback_errors:
         error += "; the rollback failed too: " + "; ".join(rollback_errors)
@@ -1301,6 +1587,7 @@ __all__ = [
     "ApplyResult",
     "HostIdentity",
     "InterfaceConfig",
+    "LiveSnapshot",
     "NetconfigError",
     "NetworkConfig",
     "RouteConfig",
@@ -1308,6 +1595,8 @@ __all__ = [
     "plan_network",
     "read_identity",
     "read_network",
+    "snapshot_live",
+    "validate_against_live",
     "validate_identity",
     "validate_network",
     "write_identity",

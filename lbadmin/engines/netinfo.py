@@ -45,6 +45,8 @@ MAX_OUTPUT_BYTES = 16 * 1024 * 1024  # ~40,000 addresses of JSON; more is not a 
 # option by ip).
 _NETNS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
+_LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}")
+
 _SYSCTLS = ("net.ipv4.ip_nonlocal_bind", "net.ipv6.ip_nonlocal_bind")
 _PROC_SYS = Path("/proc/sys")
 
@@ -262,6 +264,7 @@ class LinkAddress:
     dynamic: bool  # has a finite lifetime (DHCP, SLAAC)
     tentative: bool  # IPv6 duplicate address detection not finished (or the link is down)
     dadfailed: bool  # IPv6 duplicate address detection found the address in use
+    label: str | None = None  # an IPv4 address's label when it is not the interface's name
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,16 @@ class Route:
         return self.destination.prefixlen == 0
 
 
+def _label(value: object, ifname: str) -> str | None:
+    """An address label worth keeping: another name than the interface's, as ip accepts it
+    back (the interface's name, then ':' and at most 15 bytes in all); None otherwise."""
+    if not isinstance(value, str) or value == ifname:
+        return None
+    if not _LABEL.fullmatch(value) or not value.startswith(ifname + ":"):
+        return None  # not one ip would take back: not kept
+    return value
+
+
 def _link(entry: dict) -> Link:
     flags = entry.get("flags") or []
     addresses: list[LinkAddress] = []
@@ -305,6 +318,7 @@ def _link(entry: dict) -> Link:
                 dynamic=bool(info.get("dynamic", False)),
                 tentative=bool(info.get("tentative", False)),
                 dadfailed=bool(info.get("dadfailed", False)),
+                label=_label(info.get("label"), str(entry["ifname"])),
             )
         )
     return Link(
@@ -370,17 +384,47 @@ def routes(netns: str | None = None) -> list[Route]:
     return result
 
 
+@dataclass(frozen=True)
+class RouteChoice:
+    """How this node reaches an address now (``ip route get``)."""
+
+    interface: str | None
+    gateway: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    source: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+
+
+def route_get(address: str, netns: str | None = None) -> RouteChoice:
+    """The interface, gateway and source address the kernel picks for ``address`` (an IP
+    address, checked): the path a reply to a client at that address takes. NetinfoError when
+    there is no route or ip fails."""
+    target = _address(address)
+    if isinstance(target, ipaddress.IPv6Address) and target.ipv4_mapped is not None:
+        target = target.ipv4_mapped
+    text = run_ip(netns, "-j", f"-{target.version}", "route", "get", str(target))
+    try:
+        entries = json.loads(text)
+        entry = entries[0]
+        gateway = ipaddress.ip_address(entry["gateway"]) if "gateway" in entry else None
+        source = ipaddress.ip_address(entry["prefsrc"]) if "prefsrc" in entry else None
+        interface = str(entry["dev"]) if "dev" in entry else None
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise NetinfoError(f"cannot read the output of ip route get: {exc}") from exc
+    return RouteChoice(interface=interface, gateway=gateway, source=source)
+
+
 __all__ = [
     "Interface",
     "Link",
     "LinkAddress",
     "NetinfoError",
     "Route",
+    "RouteChoice",
     "holds_address",
     "interface_for",
     "interfaces",
     "links",
     "nonlocal_bind",
+    "route_get",
     "routes",
     "run_ip",
     "set_nonlocal_bind",

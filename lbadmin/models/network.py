@@ -25,7 +25,9 @@ class NetworkAddress(models.Model):
     address = models.CharField(max_length=50, unique=True)  # "192.0.2.5/24", "2001:db8::5/64"
 
     class Meta:
-        ordering = ["interface__name", "address"]
+        # In the order added: an interface's first IPv4 address is its primary one, after a
+        # reboot too.
+        ordering = ["interface__name", "id"]
 
     def __str__(self) -> str:
         return f"{self.address} on {self.interface.name}"
@@ -59,7 +61,12 @@ class HostSettings(models.Model):
     # A change that touched the administrator's own connection waits for confirmation until
     # this time, then the configuration in `revert_to` is restored.
     confirm_until = models.DateTimeField(null=True, blank=True)
+    # {"config": the configuration confirmed last, "snapshot": the live network before the
+    # first unconfirmed change (netconfig.LiveSnapshot), "touched": interface names}.
     revert_to = models.JSONField(null=True, blank=True)
+    # What is wrong with the node's network now (a missing interface, a revert that could not
+    # be completed), shown in red on Local Configuration and System Overview; '' when nothing.
+    network_problem = models.TextField(blank=True, default="")
 
     class Meta:
         verbose_name = "host settings"

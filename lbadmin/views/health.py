@@ -5,6 +5,7 @@ from django.views.decorators.http import require_GET
 
 from lbadmin.services.daemons import daemons_status
 from lbadmin.services.ha import ha_pair_state
+from lbadmin.services.network import network_problem
 
 
 @login_not_required  # read by monitoring and container health checks; reveals only up/down
@@ -26,4 +27,11 @@ def health(request: HttpRequest) -> JsonResponse:
                       "dual_master": pair.dual_master}  # fmt: skip
         if pair.dual_master:
             status = "dual-master"
-    return JsonResponse({"status": status, **body}, status=200 if status == "ok" else 503)
+    problem = network_problem() if database else ""
+    if problem:
+        # A missing interface or an unfinished revert: the node serves, but not as configured.
+        body["network"] = {"problem": problem}
+        if status == "ok":
+            status = "degraded"
+    code = 200 if status in ("ok", "degraded") else 503
+    return JsonResponse({"status": status, **body}, status=code)

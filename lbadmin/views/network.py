@@ -1,6 +1,7 @@
 """Local Configuration: Network Interface Configuration, Routing, Hostname & DNS."""
 
 from django.contrib import messages
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -8,13 +9,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from lbadmin.engines import netconfig
 from lbadmin.forms.network import AddressForm, IdentityForm, InterfaceForm, RouteForm
-from lbadmin.models import HostSettings, NetworkAddress, NetworkInterface, StaticRoute
+from lbadmin.models import HostSettings, NetworkAddress, StaticRoute
 from lbadmin.services import network
 from lbadmin.services.audit import request_source_ip
 
 
-def _session_address(request: HttpRequest) -> str:
-    """The address this browser reached the WebUI on (the Host it asked for)."""
+def _host_address(request: HttpRequest) -> str:
+    """The address (or name) this browser asked for in its Host header."""
     host = request.get_host()
     if host.startswith("["):
         return host[1 : host.find("]")]
@@ -27,6 +28,7 @@ def _context(request: HttpRequest, **extra: object) -> dict:
     waiting = state.confirm_until and state.confirm_until > timezone.now()
     return {
         "off_reason": network.management_off_reason(),
+        "network_problem": state.network_problem,
         "live": live,
         "live_interfaces": interfaces,
         "live_error": error,
@@ -39,18 +41,24 @@ def _context(request: HttpRequest, **extra: object) -> dict:
     }
 
 
-def _change(request: HttpRequest, change, what: str) -> bool:
+def _change(request: HttpRequest, edit: network.NetworkEdit, form: Form | None = None) -> bool:
+    """Have the node make ``edit``; problems go to ``form``'s fields where they belong."""
     try:
         confirm = network.network_change(
             actor=request.user,
-            change=change,
-            what=what,
-            session_address=_session_address(request),
+            edit=edit,
+            client_address=request_source_ip(request),
+            host_address=_host_address(request),
             source_ip=request_source_ip(request),
         )
     except network.NetworkRefused as refused:
-        for problem in refused.problems:
-            messages.error(request, f"Nothing was changed: {problem}")
+        for problem, field in zip(refused.problems, refused.fields, strict=True):
+            if form is not None and field in form.fields:
+                form.add_error(field, problem.split(": ", 1)[-1])
+            else:
+                messages.error(request, f"Nothing was changed: {problem}")
+        if form is not None and form.errors:
+            messages.error(request, "Nothing was changed: see the form below.")
         return False
     if confirm:
         messages.warning(
@@ -60,7 +68,7 @@ def _change(request: HttpRequest, change, what: str) -> bool:
             "or the previous ones come back.",
         )
     else:
-        messages.success(request, f"Applied: {what}.")
+        messages.success(request, f"Applied: {edit.describe()}.")
     return True
 
 
@@ -77,26 +85,17 @@ def interfaces(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("form") == "address" and address_form.is_valid():
             data = address_form.cleaned_data
-
-            def add() -> None:
-                interface, _ = NetworkInterface.objects.get_or_create(name=data["interface"])
-                NetworkAddress.objects.create(interface=interface, address=data["address"])
-
-            if NetworkAddress.objects.filter(address=data["address"]).exists():
-                address_form.add_error("address", "This address is configured already.")
-            elif _change(request, add, f"add {data['address']} on {data['interface']}"):
+            edit = network.NetworkEdit(
+                "address-add", interface=data["interface"], address=data["address"]
+            )
+            if _change(request, edit, address_form):
                 return redirect("lbadmin:network_interfaces")
         elif request.POST.get("form") == "interface" and interface_form.is_valid():
             data = interface_form.cleaned_data
-
-            def update() -> None:
-                NetworkInterface.objects.update_or_create(
-                    name=data["interface"], defaults={"mtu": data["mtu"], "up": data["up"]}
-                )
-
-            state = "up" if data["up"] else "down"
-            what = f"{data['interface']} {state}, MTU {data['mtu'] or 'unchanged'}"
-            if _change(request, update, what):
+            edit = network.NetworkEdit(
+                "interface-set", interface=data["interface"], up=data["up"], mtu=data["mtu"]
+            )
+            if _change(request, edit, interface_form):
                 return redirect("lbadmin:network_interfaces")
     context |= {
         "address_form": address_form,
@@ -110,11 +109,10 @@ def interfaces(request: HttpRequest) -> HttpResponse:
 def address_delete(request: HttpRequest, pk: int) -> HttpResponse:
     address = NetworkAddress.objects.filter(pk=pk).select_related("interface").first()
     if address is not None:
-        _change(
-            request,
-            lambda: NetworkAddress.objects.filter(pk=pk).delete(),
-            f"remove {address.address} from {address.interface.name}",
+        edit = network.NetworkEdit(
+            "address-remove", interface=address.interface.name, address=address.address
         )
+        _change(request, edit)
     return redirect("lbadmin:network_interfaces")
 
 
@@ -124,19 +122,13 @@ def routing(request: HttpRequest) -> HttpResponse:
     form = RouteForm(request.POST or None, live_names=context["live_names"])
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-
-        def add() -> None:
-            StaticRoute.objects.create(
-                destination=data["destination"],
-                gateway=data["gateway"],
-                interface=data["interface"] or "",
-            )
-
-        if StaticRoute.objects.filter(destination=data["destination"]).exists():
-            form.add_error("destination", "A route to this destination exists: remove it first.")
-        elif _change(
-            request, add, f"route {data['destination']} via {data['gateway'] or data['interface']}"
-        ):
+        edit = network.NetworkEdit(
+            "route-add",
+            destination=data["destination"],
+            gateway=data["gateway"],
+            interface=data["interface"] or "",
+        )
+        if _change(request, edit, form):
             return redirect("lbadmin:network_routing")
     context["form"] = form
     context["routes"] = StaticRoute.objects.all()
@@ -147,11 +139,7 @@ def routing(request: HttpRequest) -> HttpResponse:
 def route_delete(request: HttpRequest, pk: int) -> HttpResponse:
     route = StaticRoute.objects.filter(pk=pk).first()
     if route is not None:
-        _change(
-            request,
-            lambda: StaticRoute.objects.filter(pk=pk).delete(),
-            f"remove route {route.destination}",
-        )
+        _change(request, network.NetworkEdit("route-remove", destination=route.destination))
     return redirect("lbadmin:network_routing")
 
 
@@ -194,5 +182,10 @@ def identity(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "lbadmin/network/identity.html",
-        {"form": form, "live": live, "off_reason": network.management_off_reason()},
+        {
+            "form": form,
+            "live": live,
+            "off_reason": network.management_off_reason(),
+            "network_problem": state.network_problem,
+        },
     )

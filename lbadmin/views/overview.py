@@ -16,6 +16,7 @@ from lbadmin.render.snapshot import AdminState
 from lbadmin.services.audit import request_source_ip
 from lbadmin.services.certificates import certificates_expiring
 from lbadmin.services.ha import ha_pair_state
+from lbadmin.services.network import network_problem
 from lbadmin.services.overview import overview, realserver_drain_then_halt, realserver_set_state
 from lbadmin.services.overview_l4 import StateRefused, l4server_set_state, layer4_overview
 
@@ -55,6 +56,7 @@ def page(request: HttpRequest) -> HttpResponse:
             "now": timezone.now(),
             "expiring_certificates": certificates_expiring(),
             "pair": ha_pair_state(),  # both nodes' VRRP states: a dual master shows in red
+            "network_problem": network_problem(),
             **_context(request),
         },
     )

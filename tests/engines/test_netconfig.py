@@ -33,6 +33,7 @@ from lbadmin.engines.netconfig import (
     read_identity,
     read_network,
     validate_identity,
+    validate_against_live,
     validate_network,
     write_identity,
 )
@@ -733,9 +734,9 @@ def test_only_managed_items_change(ns: str) -> None:
     assert result.changes == [
         "remove 203.0.113.1/24 from eth2",
         "add 203.0.113.2/24 to eth2",
-        "put back 203.0.113.50/24 on eth2 (the kernel removed it with a managed address)",
-        "put back route 10.8.0.0/16 via 203.0.113.9 dev eth2 (the kernel removed it with an "
-        "address)",
+        "put back 203.0.113.50/24 on eth2 (the kernel removed it with a managed change)",
+        "put back route 10.8.0.0/16 via 203.0.113.9 dev eth2 (the kernel removed it with a "
+        "managed change)",
         "set route default via 203.0.113.253",
         "set route default via 2001:db8:20::fe",
         "set route 198.51.100.0/24 via 192.168.20.2 dev eth1 metric 20",
@@ -769,9 +770,9 @@ def test_only_managed_items_change(ns: str) -> None:
         "remove route 198.51.100.0/24 via 192.168.20.2 dev eth1 metric 20",
         "remove 203.0.113.2/24 from eth2",
         "add 203.0.113.1/24 to eth2",
-        "put back 203.0.113.50/24 on eth2 (the kernel removed it with a managed address)",
-        "put back route 10.8.0.0/16 via 203.0.113.9 dev eth2 (the kernel removed it with an "
-        "address)",
+        "put back 203.0.113.50/24 on eth2 (the kernel removed it with a managed change)",
+        "put back route 10.8.0.0/16 via 203.0.113.9 dev eth2 (the kernel removed it with a "
+        "managed change)",
         "set route 192.168.100.0/24 via 192.168.20.2",
         "set route default via 203.0.113.254",
     ]
@@ -788,20 +789,27 @@ def test_only_managed_items_change(ns: str) -> None:
 
 @needs_netns
 def test_the_guide_route_drifted_back_is_corrected(ns: str) -> None:
-    """A managed destination re-added by hand with another gateway or metric is replaced; a
-    previous-only address re-added by hand is removed again."""
+    """Ownership goes by record: a previous-only address re-added by hand is removed again,
+    and the appliance's route replaced by hand is set back; but a route to a managed
+    destination that someone else made (another metric, protocol boot) is theirs and kept."""
     ok(apply_network(GUIDE, previous=None, netns=ns))
     ip("-n", ns, "route", "add", "192.168.100.0/24", "via", "192.168.20.9", "metric", "7")
+    ip("-n", ns, "route", "replace", "192.168.100.0/24", "via", "192.168.20.8")
     ip("-n", ns, "addr", "add", "192.168.20.99/24", "dev", "eth1")
+    first = GUIDE.interfaces[0]
     previous = NetworkConfig(
-        interfaces=(InterfaceConfig("eth1", addresses=("192.168.20.99/24",)),), routes=()
+        interfaces=(
+            InterfaceConfig("eth1", first.up, first.mtu, (*first.addresses, "192.168.20.99/24")),
+            *GUIDE.interfaces[1:],
+        ),
+        routes=GUIDE.routes,
     )
     result = ok(apply_network(GUIDE, previous=previous, netns=ns))
     assert result.changes == [
         "remove 192.168.20.99/24 from eth1",
-        "remove route 192.168.100.0/24 via 192.168.20.9 dev eth1 metric 7",
+        "set route 192.168.100.0/24 via 192.168.20.2",
     ]
-    assert live_routes(ns) == GUIDE_ROUTES
+    assert live_routes(ns) == GUIDE_ROUTES | {("192.168.100.0/24", "192.168.20.9", "eth1", "boot")}
     assert "192.168.20.99/24" not in live_addresses(ns)["eth1"]
 
 
@@ -986,9 +994,13 @@ def test_read_network_in_a_namespace_skips_what_it_does_not_manage(ns: str) -> N
     types = {str(r.destination): (r.type, r.multipath) for r in netinfo.routes(ns)}
     assert types["10.1.0.0/16"] == ("blackhole", False)
     assert types["10.2.0.0/16"] == ("unicast", True)
-    # Taking over: the live state as desired is a valid config and a no-op.
+    # Taking over: the live state as desired is a valid config; the route made by hand
+    # becomes the appliance's (set again, as its own protocol), and then it is a no-op.
     assert validate_network(config, [i.name for i in netinfo.interfaces(ns)]) == []
-    assert ok(apply_network(config, previous=None, netns=ns)).changes == []
+    assert validate_against_live(config, previous=None, netns=ns) == []
+    taken = ok(apply_network(config, previous=None, netns=ns)).changes
+    assert taken == ["set route 10.4.0.7/32 via 192.0.2.2 dev eth1"]
+    assert ok(apply_network(config, previous=config, netns=ns)).changes == []
 
 
 @needs_netns

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from lbadmin.engines.daemons import DaemonError, missing_binaries
 from lbadmin.services.daemons import daemon_revive, daemons_start
-from lbadmin.services.network import network_reapply
+from lbadmin.services.network import management_off_reason, network_reapply, network_watch
 from lbadmin.services.overview import admin_states_reassert
 
 COMPONENTS = ("daemons", "web", "worker")
@@ -20,6 +20,8 @@ GUNICORN_CONF = Path(settings.BASE_DIR) / "appliance" / "gunicorn.conf.py"
 # How often keepalived is checked: the peer takes over ~0.35 s after it dies, and until a new
 # keepalived removes them this node's interfaces still carry the floating addresses too.
 DAEMON_WATCH_INTERVAL_S = 0.5
+RESTARTED = ("worker", "ha-worker")  # started again when they die; the web server is not
+WORKER_RESTART_PAUSE_S = 1.0
 
 
 class Command(BaseCommand):
@@ -49,7 +51,7 @@ class Command(BaseCommand):
             call_command("lbadmin_setup")
         if "daemons" in wanted:
             # The node's own addresses and routes first: a reboot forgot them, and the
-            # virtual services bind on them.
+            # virtual services bind on them. An unconfirmed change is undone here.
             problem = network_reapply()
             if problem:
                 self.stderr.write(f"The network configuration could not be re-applied: {problem}")
@@ -83,6 +85,19 @@ class Command(BaseCommand):
             watch = "daemons" in wanted and settings.LBADMIN_MANAGE_DAEMONS
             sys.exit(self._supervise(children, watch_daemons=watch))
 
+    def _network_watch(self) -> None:
+        """The confirmation timer of Local Configuration: here, not in the worker's queue, so
+        a busy, crashed or restarting worker never delays a revert."""
+        try:
+            said = network_watch()
+        except Exception as error:  # the database restarting, say: try again next time
+            from django.db import connection
+
+            connection.close()
+            said = f"The network confirmation timer could not check: {error}"
+        if said:
+            self.stderr.write(said)
+
     def _start_daemons(self) -> None:
         missing = missing_binaries()
         if missing:
@@ -100,10 +115,11 @@ class Command(BaseCommand):
             self.stderr.write(f"Could not restore a real server's state: {problem}")
 
     def _supervise(self, children: dict[str, subprocess.Popen], *, watch_daemons: bool) -> int:
-        """Wait until a signal arrives or a child dies; then stop the others and return.
-        Meanwhile start keepalived again whenever it dies: a dead keepalived leaves the
-        floating addresses on this node's interfaces while the peer takes them over, and only
-        a new keepalived removes them."""
+        """Wait until a signal arrives or the web server dies; then stop the others and
+        return. Meanwhile start a dead worker again, start keepalived again whenever it dies
+        (a dead keepalived leaves the floating addresses on this node's interfaces while the
+        peer takes them over, and only a new keepalived removes them), and run the network
+        confirmation timer."""
         stopping = False
 
         def request_stop(signum: int, frame: object) -> None:
@@ -114,17 +130,28 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, request_stop)
         exit_code = 0
         next_watch = 0.0
+        watch_network = not management_off_reason()
         while not stopping:
             for name, child in children.items():
-                if child.poll() is not None:
-                    self.stderr.write(f"{name} exited with status {child.returncode}")
-                    exit_code = child.returncode or 1
-                    stopping = True
-            if watch_daemons and time.monotonic() >= next_watch:
+                if child.poll() is None:
+                    continue
+                if name in RESTARTED and not stopping:
+                    # The node's workers come back on their own: a worker killed by the OOM
+                    # killer must not take the WebUI and the timers down with it.
+                    self.stderr.write(f"{name} exited with status {child.returncode}: restarting")
+                    time.sleep(WORKER_RESTART_PAUSE_S)
+                    children[name] = subprocess.Popen(child.args)
+                    continue
+                self.stderr.write(f"{name} exited with status {child.returncode}")
+                exit_code = child.returncode or 1
+                stopping = True
+            if time.monotonic() >= next_watch:
                 next_watch = time.monotonic() + DAEMON_WATCH_INTERVAL_S
-                revived = daemon_revive("keepalived")
+                revived = daemon_revive("keepalived") if watch_daemons else ""
                 if revived:
                     self.stderr.write(revived)
+                if watch_network:
+                    self._network_watch()
             time.sleep(0.2)
         for child in children.values():
             if child.poll() is None:
