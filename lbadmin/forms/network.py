@@ -66,6 +66,11 @@ class RouteForm(forms.Form):
     destination = text("Destination", help_text='a network, e.g. 192.168.100.0/24, or "default"')
     gateway = text("Gateway", required=False, help_text="e.g. 192.168.20.2")
     interface = forms.ChoiceField(label="Interface", required=False)
+    metric = text(
+        "Metric",
+        required=False,
+        help_text="blank: the kernel's default; another one sits beside a route made elsewhere",
+    )
 
     def __init__(self, data: Any = None, *, live_names: list[str]) -> None:
         super().__init__(data)
@@ -85,6 +90,12 @@ class RouteForm(forms.Form):
                 'or "default".'
             ) from None
         return str(network)
+
+    def clean_metric(self) -> int | None:
+        value = self.cleaned_data["metric"]
+        if not value:
+            return None
+        return allowlists.clean_whole_number(value, minimum=0, maximum=999_999_999, what="Metric")
 
     def clean_gateway(self) -> str:
         value = self.cleaned_data["gateway"]

@@ -39,6 +39,9 @@ class StaticRoute(models.Model):
     destination = models.CharField(max_length=50)  # "192.168.100.0/24" or "default"
     gateway = models.CharField(max_length=45, blank=True)
     interface = models.CharField(max_length=15, blank=True)
+    # None: the kernel's default (0 for IPv4, 1024 for IPv6). Another metric lets a route sit
+    # beside one the appliance did not make (the installer's default gateway).
+    metric = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["destination", "gateway"]

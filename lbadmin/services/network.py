@@ -111,6 +111,7 @@ def configured_network() -> NetworkConfig:
             destination=route.destination,
             gateway=route.gateway or None,
             interface=route.interface or None,
+            metric=route.metric,
         )
         for route in StaticRoute.objects.all()
     )
@@ -174,6 +175,7 @@ class NetworkEdit:
     mtu: int | None = None
     destination: str = ""
     gateway: str = ""
+    metric: int | None = None
 
     def describe(self) -> str:
         if self.kind == "address-add":
@@ -198,8 +200,9 @@ class NetworkEdit:
             raise NetworkRefused(["the change is malformed"])
         if data["kind"] not in EDIT_KINDS or type(data["up"]) is not bool:
             raise NetworkRefused(["the change is malformed"])
-        if data["mtu"] is not None and type(data["mtu"]) is not int:
-            raise NetworkRefused(["the change is malformed"])
+        for number in ("mtu", "metric"):
+            if data[number] is not None and type(data[number]) is not int:
+                raise NetworkRefused(["the change is malformed"])
         texts = ("kind", "interface", "address", "destination", "gateway")
         if not all(isinstance(data[name], str) and len(data[name]) <= 64 for name in texts):
             raise NetworkRefused(["the change is malformed"])
@@ -249,6 +252,7 @@ class NetworkEdit:
                     destination=self.destination,
                     gateway=self.gateway or None,
                     interface=self.interface or None,
+                    metric=self.metric,
                 )
             )
         elif self.kind == "route-remove":
@@ -279,7 +283,8 @@ class NetworkEdit:
             for index, route in enumerate(config.routes):
                 if route.destination == self.destination and path.startswith(f"routes[{index}]"):
                     part = path.rsplit(".", 1)[-1]
-                    return part if part in ("destination", "gateway", "interface") else None
+                    fields = ("destination", "gateway", "interface", "metric")
+                    return part if part in fields else None
         return None
 
 
@@ -671,12 +676,15 @@ def _store_configured(config: NetworkConfig) -> None:
         route = routes.pop((row.destination, row.gateway), None)
         if route is None:
             row.delete()
-        elif row.interface != (route.interface or ""):
-            row.interface = route.interface or ""
+        elif (row.interface, row.metric) != (route.interface or "", route.metric):
+            row.interface, row.metric = route.interface or "", route.metric
             row.save()
     for (destination, gateway), route in routes.items():
         StaticRoute.objects.create(
-            destination=destination, gateway=gateway, interface=route.interface or ""
+            destination=destination,
+            gateway=gateway,
+            interface=route.interface or "",
+            metric=route.metric,
         )
 
 

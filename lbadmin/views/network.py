@@ -127,6 +127,7 @@ def routing(request: HttpRequest) -> HttpResponse:
             destination=data["destination"],
             gateway=data["gateway"],
             interface=data["interface"] or "",
+            metric=data["metric"],
         )
         if _change(request, edit, form):
             return redirect("lbadmin:network_routing")
