@@ -378,8 +378,17 @@ def _parse(config: object, problems: list[str]) -> _Net:
 
 def validate_network(config: NetworkConfig, live_interfaces: Iterable[object]) -> list[str]:
     """What is wrong with ``config`` on a node whose interfaces are ``live_interfaces`` (names,
-    or ``netinfo.Interface``/``netinfo.Link`` objects); an empty list when nothing is."""
-    live = {getattr(item, "name", item) for item in live_interfaces}
+    or objects with a ``name`` and ``addresses``: ``netinfo.Interface``/``netinfo.Link``); an
+    empty list when nothing is. A gateway is reachable through a configured subnet or through
+    one live on the node that the configuration does not state (the installer's address)."""
+    items = list(live_interfaces)
+    live = {getattr(item, "name", item) for item in items}
+    live_addresses = {
+        str(getattr(item, "name", item)): tuple(
+            getattr(address, "address", address) for address in getattr(item, "addresses", ())
+        )
+        for item in items
+    }
     problems: list[str] = []
     net = _parse(config, problems)
     if problems:
@@ -429,6 +438,23 @@ def validate_network(config: NetworkConfig, live_interfaces: Iterable[object]) -
             placed.append((i, iface.name, address))
 
     by_name = {iface.name: iface for iface in net.interfaces}
+    # Live subnets the configuration does not state: a gateway there is reachable too (while
+    # the interface is up).
+    unstated = [
+        _Iface(
+            link_name,
+            by_name[link_name].up if link_name in by_name else True,
+            None,
+            tuple(
+                address
+                for address in addresses
+                if not address.ip.is_link_local
+                and address not in (by_name[link_name].addresses if link_name in by_name else ())
+            ),
+        )
+        for link_name, addresses in live_addresses.items()
+        if addresses and link_name != LOOPBACK_NAME
+    ]
     connected = {
         address.network: iface.name
         for iface in net.interfaces
@@ -475,7 +501,9 @@ def validate_network(config: NetworkConfig, live_interfaces: Iterable[object]) -
                 continue
         if gateway is None:
             continue
-        if seen.get(gateway) is not None:
+        if seen.get(gateway) is not None or any(
+            gateway == address.ip for iface in unstated for address in iface.addresses
+        ):
             problems.append(f"{where}.gateway: {gateway} is this node's own address")
             continue
         if gateway.version == 6 and gateway.is_link_local:
@@ -486,7 +514,7 @@ def validate_network(config: NetworkConfig, live_interfaces: Iterable[object]) -
             continue
         holders = [
             iface
-            for iface in net.interfaces
+            for iface in (*net.interfaces, *unstated)
             if (name is None or iface.name == name) and _on_link(gateway, iface)
         ]
         if not holders:
@@ -1190,7 +1218,7 @@ def plan_network(
     from ``desired``): an empty list when the live state matches. Raises ValueError when
     ``desired`` or ``previous`` is invalid, NetinfoError when ip fails."""
     live = _read_live(netns)
-    problems = validate_network(desired, live.links)
+    problems = validate_network(desired, live.links.values())
     previous_problems: list[str] = []
     old = _parse(previous if previous is not None else NetworkConfig(), previous_problems)
     if problems or previous_problems:
@@ -1208,7 +1236,7 @@ def validate_against_live(
     route over a connected subnet or in place of a route it did not set, an MTU that would
     strip IPv6 addresses it did not add. Raises NetinfoError when ip fails."""
     live = _read_live(netns)
-    problems = validate_network(desired, live.links)
+    problems = validate_network(desired, live.links.values())
     if problems:
         return problems
     old = _parse(previous if previous is not None else NetworkConfig(), [])
@@ -1317,7 +1345,7 @@ def apply_network(
         live = _read_live(netns)
     except NetinfoError as exc:
         return ApplyResult(ok=False, error=f"cannot read the live state: {exc}")
-    problems = validate_network(desired, live.links)
+    problems = validate_network(desired, live.links.values())
     previous_problems: list[str] = []
     old = _parse(previous if previous is not None else NetworkConfig(), previous_problems)
     if problems:

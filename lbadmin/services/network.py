@@ -490,8 +490,10 @@ def _edit_locked(
         _store_configured(desired)
         state.applied = _as_json(present)
         state.network_problem = "; ".join(missing)
-        if confirm:
-            _revert_point_keep(state, current, snapshot, desired)
+        if confirm or state.confirm_until is not None:
+            # Inside a window, every change joins the revert (the window only grows for one
+            # that itself touches the administrator's connection).
+            _revert_point_keep(state, current, snapshot, desired, extend=confirm)
         state.save()
         audit_record(
             action=AuditEntry.Action.CONFIG_UPDATED,
@@ -514,10 +516,16 @@ def _edit_locked(
 
 
 def _revert_point_keep(
-    state: HostSettings, current: NetworkConfig, snapshot: LiveSnapshot, desired: NetworkConfig
+    state: HostSettings,
+    current: NetworkConfig,
+    snapshot: LiveSnapshot,
+    desired: NetworkConfig,
+    *,
+    extend: bool,
 ) -> None:
-    """Start (or extend) the confirmation window. The first unconfirmed change sets the point
-    to go back to; a later one inside the window only adds the interfaces it touched."""
+    """Start (or with ``extend``, lengthen) the confirmation window. The first unconfirmed
+    change sets the point to go back to; a later one inside the window only adds the
+    interfaces it touched."""
     touched = {item.name for item in desired.interfaces}
     if state.confirm_until is None or not state.revert_to:
         state.revert_to = {
@@ -530,8 +538,9 @@ def _revert_point_keep(
             **state.revert_to,
             "touched": sorted(touched | set(state.revert_to.get("touched", []))),
         }
-    deadline = timezone.now() + timedelta(seconds=settings.LBADMIN_NETWORK_CONFIRM_SECONDS)
-    state.confirm_until = max(deadline, state.confirm_until or deadline)
+    if extend or state.confirm_until is None:
+        deadline = timezone.now() + timedelta(seconds=settings.LBADMIN_NETWORK_CONFIRM_SECONDS)
+        state.confirm_until = max(deadline, state.confirm_until or deadline)
 
 
 def network_confirm(*, actor: User | None, source_ip: str | None) -> bool:
@@ -590,7 +599,10 @@ def network_revert_if_unconfirmed(*, now: bool = False) -> bool:
         try:
             confirmed, target, snapshot = _revert_target(state.revert_to or {})
         except (ValueError, KeyError, TypeError) as error:
-            problem = f"The unconfirmed network change could not be undone: {error}"
+            problem = (
+                "The unconfirmed network change could not be undone: its stored revert point "
+                f"is unreadable ({error!r})"
+            )
             ok, error_text = False, str(error)
         else:
             live_names = _live_names()
