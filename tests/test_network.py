@@ -234,4 +234,3 @@ def test_read_only_where_the_host_is_not_ours(admin, settings) -> None:
     page = add_route(admin, "default", "192.0.2.254").content.decode()
     assert "Nothing was changed" in page
     assert not StaticRoute.objects.exists()
-

@@ -18,16 +18,29 @@ Validation messages start with the field they are about, then ``": "``:
 ``dns_servers[0]: …``, ``search[1]: …`` (indexes into the config's tuples).
 
 Decisions:
-- Ownership. The appliance manages the interfaces named in ``desired`` or ``previous`` (what it
-  applied last; None before the first apply), and on those only the addresses whose IP appears
-  in ``desired`` or ``previous`` and the static routes (protocol ``boot``/``static``, unicast,
-  main table) whose destination appears in either. Anything else is never touched: another
-  address on a managed interface (a VIP keepalived holds on the MASTER, a DHCP or SLAAC
-  address), kernel/DHCP/RA routes, an interface named in neither. Within that, live drift is
-  corrected: a desired address or route that went missing is put back, a managed one that
-  differs is replaced, a managed one no longer desired is removed, even if someone re-added it
-  by hand. An interface dropped from ``desired`` but in ``previous`` loses its previous
-  addresses; its MTU and up/down are left as they are. ``mtu=None`` leaves the MTU alone.
+- Ownership, by record. The appliance manages the interfaces named in ``desired`` or
+  ``previous`` (its record of what it applied last; None before the first apply); on those
+  only the addresses stated there *for that interface*, and only the routes it set itself
+  (protocol ``static``, OUR_PROTOCOL) to a destination stated in either. Anything else is
+  never changed or removed: another address (a VIP keepalived holds on the MASTER, the
+  installer's address, a DHCP or SLAAC address), a route made by hand (protocol ``boot``),
+  by a DHCP client or by the kernel, an interface named in neither. Within that, live drift
+  is corrected: a desired address or route that went missing is put back, a managed one that
+  differs is replaced, a managed one no longer desired is removed. An interface dropped from
+  ``desired`` but in ``previous`` loses its previous addresses; its MTU and up/down are left
+  as they are. ``mtu=None`` leaves the MTU alone.
+- Taking nothing from others (``validate_against_live``; ``apply_network`` refuses the same):
+  an address whose IP is live elsewhere (or on the same interface with another prefix) and not
+  on record, an address overlapping a live subnet not on record (foreign /32 and /128 make no
+  subnet), a route to a live connected subnet or at the place (destination and metric) of a
+  live route it did not set — unless it is the very same route, which is taken over — and an
+  MTU below 1280 on a link carrying IPv6 addresses the configuration does not state.
+- Putting back. What the appliance does not own and the kernel removed on the way (IPv6
+  addresses and routes flushed with a link going down, secondaries of a deleted primary,
+  routes that lost their link or source) is put back as it was before the apply — or as it
+  was in ``baseline``, a ``LiveSnapshot`` taken before an earlier change that a revert undoes
+  — with its label, protocol and source; never a dynamic address, one now live elsewhere, or
+  one in ``keep_out`` (floating addresses: keepalived's to place).
 - The loopback interface is not configurable (refused by name ``lo``; ``read_network`` omits
   every loopback device). Link-local addresses (``fe80::/10``, ``169.254.0.0/16``) belong to
   the kernel and are neither configured nor read; an IPv6 link-local *gateway* is allowed with
@@ -39,20 +52,19 @@ Decisions:
   3. remove managed addresses no longer desired (before adding: deleting a primary IPv4
      address takes its secondaries with it, promote_secondaries being 0 by default);
   4. add desired addresses that are missing (IPv4 with ``broadcast +``); then put back what
-     the kernel removed on its own while addresses went and came (so an address or route the
-     appliance does not own is not lost with one it does): secondaries of a deleted primary
-     IPv4 address, routes through a link that lost its last IPv4 address or whose ``src`` was
-     deleted — each where it can still exist (link up, gateway on-link, source present);
+     the appliance does not own and the kernel removed since the start (see Putting back),
+     each where it can still exist (link up, gateway on-link, source present);
   5. set desired routes that are missing or differ, with ``ip route replace … proto static``
      (atomic for the route the administrator may be using: the default gateway);
-  6. remove other static routes to a desired destination (e.g. the old one with another
+  6. remove its other routes to a desired destination (e.g. the old one with another
      metric). Then a fresh read must show nothing left to do, else it is a failure.
 - Rollback. ``ApplyResult.before`` is a snapshot of the managed items as they were live (MTU,
   up, their addresses and routes). On a failed step the same engine converges back to it
   (best effort: every step is tried, failures are reported), so kernel side effects (routes
-  flushed with an address) are undone too. A revert of a confirmed-or-not change is
-  ``apply_network(previous, previous=desired)`` and restores ``previous`` exactly as far as it
-  states it; ``read_network`` output states everything (MTU, up, addresses, routes).
+  flushed with an address, others' IPv6 addresses flushed with a link) are undone too. A
+  revert of a confirmed-or-not change is ``apply_network(previous, previous=desired,
+  baseline=snapshot_before_the_change)`` and restores ``previous`` exactly as far as it states
+  it; ``read_network`` output states everything (MTU, up, addresses, routes).
 - ``apply_network`` validates ``desired`` against the live interface list first and applies
   nothing if anything is wrong. It does not serialise concurrent callers (the service layer
   runs one apply per node at a time).
