@@ -29,9 +29,13 @@ def _make_broker_folders(sender: Celery, **kwargs: object) -> None:
 def _network_revert_when_due(**kwargs: object) -> None:
     # A worker that starts (after a crash, say) undoes an unconfirmed network change whose
     # time is up, whether or not the supervisor's timer got to it.
+    from django.db import connection
+
     from lbadmin.services.network import network_revert_if_unconfirmed
 
     try:
         network_revert_if_unconfirmed()
     except Exception as error:  # the worker starts anyway; the timer tries again
         print(f"lbadmin: the network revert check failed at start: {error}")
+    finally:
+        connection.close()  # the main process serves no task: keep no idle connection
