@@ -11,10 +11,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from appliance.celery import app
@@ -376,26 +377,54 @@ def test_two_sessions_never_both_told_applied(worker, admin_user) -> None:
     assert stored == live and len(stored) == 1
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_worker_too_slow_applies_nothing_behind_the_pages_back(
-    worker, admin_user, monkeypatch
-) -> None:
-    """Item 8: the worker answers after the page gave up: the change was dropped, so nothing
-    is live that is not stored (it used to stay live while the database went back)."""
-    import os
-    import signal
+@contextmanager
+def _records_held() -> Iterator[None]:
+    """Writes to the stored addresses wait (a table lock in another session) until the end of
+    the block: the worker has applied the change and waits to record it."""
+    held, release = threading.Event(), threading.Event()
 
-    monkeypatch.setattr(network, "APPLY_WAIT_S", 1)
-    edit = network.NetworkEdit("address-add", interface=SECOND, address="203.0.113.1/24")
-    os.kill(worker.pid, signal.SIGSTOP)
+    def hold() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE lbadmin_networkaddress IN SHARE MODE")
+                held.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
     try:
-        with pytest.raises(network.NetworkRefused, match="did not answer"):
-            network.network_change(
-                actor=None, edit=edit, client_address=None, host_address=None, source_ip=None
-            )
+        assert held.wait(10)
+        yield
     finally:
-        os.kill(worker.pid, signal.SIGCONT)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # the worker sees the expired task and drops it
-        time.sleep(0.5)
-        assert addresses(SECOND) == [] and not NetworkAddress.objects.exists()
+        release.set()
+        thread.join(30)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("where", ["before it starts", "after it applied"])
+def test_a_worker_too_slow_leaves_stored_and_live_the_same(
+    worker, admin_user, monkeypatch, where: str
+) -> None:
+    """Item 8: the page gives up while the worker is still at it — waiting for the network
+    lock this test holds, or waiting to record a change it has applied. Whatever the worker
+    then does, what is stored is what is live (the database used to go back while the new
+    settings went live)."""
+    from lbadmin.services.locks import node_lock
+
+    monkeypatch.setattr(network, "APPLY_WAIT_S", 2)
+    edit = network.NetworkEdit("address-add", interface=SECOND, address="203.0.113.1/24")
+    blocker = node_lock("network", timeout=5) if where == "before it starts" else _records_held()
+    with blocker, pytest.raises(network.NetworkRefused, match="did not answer"):
+        network.network_change(
+            actor=None, edit=edit, client_address=None, host_address=None, source_ip=None
+        )
+
+    def stored() -> list[str]:
+        return list(NetworkAddress.objects.values_list("address", flat=True))
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not (addresses(SECOND) and stored()):
+        time.sleep(0.2)  # the worker went on
+    assert stored() == addresses(SECOND) == ["203.0.113.1/24"]
