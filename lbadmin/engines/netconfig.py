@@ -116,6 +116,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from lbadmin.engines import netinfo
 from lbadmin.engines.netinfo import NetinfoError
@@ -146,6 +147,7 @@ _PREFIXED_TEXT = re.compile(r"[0-9A-Fa-f:.]{2,45}/[0-9]{1,3}")
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _LINK_LOCAL_V4 = ipaddress.IPv4Network("169.254.0.0/16")
 
+T = TypeVar("T")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -675,7 +677,9 @@ def _live_from_json(data: object) -> _Live:
     links: dict[str, _LiveLink] = {}
     for i, item in enumerate(data["links"][:MAX_INTERFACES]):
         where = f"snapshot.links[{i}]"
-        name = _interface_name(item["name"])
+        name = _field(f"{where}.name", _interface_name, item["name"])
+        if name is None:
+            raise ValueError(f"{where}.name: missing")
         mtu = item["mtu"]
         if type(mtu) is not int or not 0 <= mtu < 2**31:  # loopback's is 65536
             raise ValueError(f"{where}.mtu: {mtu!r}")
@@ -701,14 +705,14 @@ def _live_from_json(data: object) -> _Live:
         ):
             raise ValueError(f"{where}.destination: {item['destination']!r}")
         destination = ipaddress.ip_network(item["destination"])
-        gateway = None if item["gateway"] is None else _ip(item["gateway"])
-        source = None if item["source"] is None else _ip(item["source"])
-        interface = None if item["interface"] is None else _interface_name(item["interface"])
+        gateway = _field(f"{where}.gateway", _ip, item["gateway"])
+        source = _field(f"{where}.source", _ip, item["source"])
+        interface = _field(f"{where}.interface", _interface_name, item["interface"])
         if item["protocol"] not in PRESERVED_PROTOCOLS:
             raise ValueError(f"{where}.protocol: {item['protocol']!r}")
         if item["scope"] not in ("global", "link", "host", "site"):
             raise ValueError(f"{where}.scope: {item['scope']!r}")
-        metric = _metric(item["metric"])
+        metric = _field(f"{where}.metric", _metric, item["metric"])
         routes.append(
             netinfo.Route(
                 destination=destination,
@@ -723,6 +727,16 @@ def _live_from_json(data: object) -> _Live:
             )
         )
     return _Live(links, routes)
+
+
+def _field(where: str, parse: Callable[[object], T], value: object) -> T | None:
+    """``parse(value)`` (None stays None), its ValueError prefixed with the field's path."""
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _snapshot_address(text: object, where: str) -> IPInterface:
@@ -1306,12 +1320,13 @@ def _conflicts(target: _Net, old: _Net, live: _Live) -> list[str]:
         for address in link.addresses
         if address.network.prefixlen < address.network.max_prefixlen
     }
+    recorded = {(route.destination, route.metric_value) for route in old.routes}
     for i, route in enumerate(target.routes):
-        if route.destination in owned.destinations:
-            continue  # the appliance's own destination: drift there is corrected
+        if (route.destination, route.metric_value) in recorded:
+            continue  # the appliance's own place: someone's route there is drift, corrected
         where = f"routes[{i}].destination"
         shown = "default" if route.destination.prefixlen == 0 else str(route.destination)
-        if route.destination in connected:
+        if route.destination in connected and route.destination not in owned.destinations:
             problems.append(
                 f"{where}: {shown} is the connected subnet of {connected[route.destination]}, "
                 "routed there by the kernel: a static route would replace it"

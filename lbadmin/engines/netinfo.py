@@ -81,6 +81,8 @@ def _netns(value: str | None) -> str | None:
 def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if not isinstance(value, str):
         raise ValueError(f"not an IP address: {value!r}")
+    if "%" in value:  # a scope ("fe80::1%eth0"): ipaddress takes any text after it
+        raise ValueError(f"not an IP address without a scope: {value!r}")
     return ipaddress.ip_address(value)  # ValueError for anything else
 
 
