@@ -52,6 +52,7 @@ bench: $(VENV)/.deps-test
 	$(PY) bench/lync_checks.py
 	$(PY) bench/lync_wizard.py
 	$(PY) bench/ha.py
+	$(PY) bench/network_revert.py
 
 # Re-pin the dependencies after editing requirements*.in.
 lock: $(VENV)/.deps-test

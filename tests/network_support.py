@@ -113,7 +113,9 @@ def _run_lock(timeout: float = 300.0) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"another run holds {LOCK_FILE} for over {timeout}s")
+                    raise AssertionError(
+                        f"another run holds {LOCK_FILE} for over {timeout}s"
+                    ) from None
                 time.sleep(0.5)
         yield
 
@@ -174,7 +176,9 @@ def _children(parent: int) -> list[tuple[int, list[str]]]:
     return found
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval=0.1) -> float:
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.1
+) -> float:
     """Poll ``predicate`` until true (asked once more after the deadline); seconds taken."""
     start = time.monotonic()
     while not predicate():
@@ -189,10 +193,12 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
 class Serve:
     """`manage.py serve --components daemons,worker` in a process group of its own (its
     workers are in it too), output to ``log_path``. ``with Serve(...) as serve:`` SIGKILLs
-    the whole group on leaving, whatever happened."""
+    the whole group on leaving, whatever happened. ``ping_timeout``: how long a ping waits
+    for its answer (the filesystem broker polls every second)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, ping_timeout: float = 0.5) -> None:
         self.env = env
+        self.ping_timeout = ping_timeout
         self.queue = env["CELERY_TASK_DEFAULT_QUEUE"]
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -230,16 +236,23 @@ class Serve:
         return None
 
     def worker_answers(self) -> bool:
-        """serve is running and its node worker answers a Celery ping."""
+        """serve is running and its node worker answers a remote-control request (a ping
+        that also names the pid, so another serve on the same broker cannot answer for it)."""
         assert self.process is not None and self.process.poll() is None, (
             f"serve exited with {self.process and self.process.returncode}:\n{self.log_tail()}"
         )
-        return bool(app.control.ping(destination=[WORKER_NODE], timeout=0.5))
+        pid = self.worker_pid()
+        if pid is None:
+            return False
+        replies = app.control.broadcast(
+            "stats", destination=[WORKER_NODE], reply=True, timeout=self.ping_timeout
+        )
+        return any(answer.get("pid") == pid for reply in replies or [] for answer in reply.values())
 
     def wait_ready(self, timeout: float = 60.0) -> float:
-        """Wait until the node worker answers a ping; seconds it took."""
+        """Wait until the node worker answers; seconds it took."""
         try:
-            return wait_for(self.worker_answers, timeout, "serve's worker to answer a ping", 0.2)
+            return wait_for(self.worker_answers, timeout, "serve's worker to answer", 0.2)
         except AssertionError as error:
             raise AssertionError(f"{error}\n--- serve log:\n{self.log_tail()}") from None
 

@@ -656,7 +656,8 @@ def network_watch() -> str:
     due = HostSettings.objects.filter(pk=1, confirm_until__lte=timezone.now()).exists()
     if not due:
         return ""
-    network_revert_if_unconfirmed()
+    if not network_revert_if_unconfirmed():
+        return ""  # confirmed at the last moment, or undone by the worker's start first
     problem = HostSettings.load().network_problem
     return problem or "An unconfirmed network change was undone (its time was up)."
 
