@@ -20,7 +20,6 @@ whatever a killed earlier run left is removed before the namespaces are made aga
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -36,10 +35,12 @@ from pathlib import Path
 from celery.utils.nodenames import host_format
 
 from appliance.celery import app
+from lbadmin.engines.files import file_lock
 from lbadmin.models import HostSettings, NetworkAddress, StaticRoute
 from lbadmin.services import network
 from lbadmin.services.network import NetworkEdit
 from lbadmin.tasks import network_apply_task
+from tests.ha_support import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "lbrv-"
@@ -101,23 +102,10 @@ def _remove_namespaces() -> None:
             ip("netns", "delete", name, check=False)
 
 
-@contextlib.contextmanager
-def _run_lock(timeout: float = 300.0) -> Iterator[None]:
+def _run_lock(timeout: float = 300.0) -> contextlib.AbstractContextManager[None]:
     """One lbrv topology per machine (a test run and a bench run wait for each other); a
     killed holder releases it (flock)."""
-    with LOCK_FILE.open("a+") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"another run holds {LOCK_FILE} for over {timeout}s"
-                    ) from None
-                time.sleep(0.5)
-        yield
+    return file_lock(LOCK_FILE, timeout)
 
 
 @contextlib.contextmanager
@@ -174,20 +162,6 @@ def _children(parent: int) -> list[tuple[int, list[str]]]:
         if fields[0] not in ("Z", "X") and int(fields[1]) == parent:
             found.append((int(entry), argv.split("\0")))
     return found
-
-
-def wait_for(
-    predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.1
-) -> float:
-    """Poll ``predicate`` until true (asked once more after the deadline); seconds taken."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start >= timeout:
-            if predicate():
-                break
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-    return time.monotonic() - start
 
 
 class Serve:

@@ -32,8 +32,8 @@ from lbadmin.engines.netconfig import (
     plan_network,
     read_identity,
     read_network,
-    validate_identity,
     validate_against_live,
+    validate_identity,
     validate_network,
     write_identity,
 )
