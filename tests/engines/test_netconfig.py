@@ -9,6 +9,7 @@ kernel hostname is only ever set inside a UTS namespace (``unshare --uts``).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from lbadmin.engines import netconfig, netinfo
+from lbadmin.engines import netinfo
 from lbadmin.engines.netconfig import (
     ApplyResult,
     HostIdentity,
@@ -37,6 +38,10 @@ from lbadmin.engines.netconfig import (
     validate_network,
     write_identity,
 )
+from lbadmin.engines.netconfig import apply as netapply
+from lbadmin.engines.netconfig import live as netlive
+from lbadmin.engines.netconfig import model as netmodel
+from lbadmin.engines.netconfig import plan as netplan
 
 NS = f"ncf{os.getpid()}"
 NSP = f"ncf{os.getpid()}p"
@@ -419,8 +424,8 @@ def test_the_phases_run_in_a_safe_order() -> None:
         routes=(RouteConfig("10.1.0.0/16", "198.51.100.2"),),
     )
     route = netinfo.Route(
-        destination=netconfig.ipaddress.ip_network("10.0.0.0/8"),
-        gateway=netconfig.ipaddress.ip_address("192.0.2.2"),
+        destination=ipaddress.ip_network("10.0.0.0/8"),
+        gateway=ipaddress.ip_address("192.0.2.2"),
         interface="eth1",
         protocol="static",
         metric=0,
@@ -428,17 +433,17 @@ def test_the_phases_run_in_a_safe_order() -> None:
         scope="global",
         multipath=False,
     )
-    vip = netconfig.ipaddress.ip_interface("192.0.2.10/32")
-    live = netconfig._Live(
+    vip = ipaddress.ip_interface("192.0.2.10/32")
+    live = netlive._Live(
         links={
-            "eth1": netconfig._LiveLink(
-                "eth1", False, 1500, False, [netconfig.ipaddress.ip_interface("192.0.2.1/24"), vip]
+            "eth1": netlive._LiveLink(
+                "eth1", False, 1500, False, [ipaddress.ip_interface("192.0.2.1/24"), vip]
             )
         },
         routes=[route],
     )
-    old_net, new_net = netconfig._parse(old, []), netconfig._parse(new, [])
-    steps = netconfig._plan(new_net, netconfig._owned(new_net, old_net), live)
+    old_net, new_net = netmodel._parse(old, []), netmodel._parse(new, [])
+    steps = netplan._plan(new_net, netplan._owned(new_net, old_net), live)
     assert [step.description for step in steps] == [
         "remove route 10.0.0.0/8 via 192.0.2.2 dev eth1",
         "set eth1 MTU 9000 (was 1500)",
@@ -463,10 +468,10 @@ def test_the_phases_run_in_a_safe_order() -> None:
     ]  # fmt: skip
     # The modelled result needs nothing more; going down happens before addresses are added.
     down = NetworkConfig((InterfaceConfig("eth1", up=False, addresses=("2001:db8::1/64",)),))
-    down_net = netconfig._parse(down, [])
+    down_net = netmodel._parse(down, [])
     live.links["eth1"].admin_up = True
-    owned = netconfig._owned(down_net, old_net)
-    kinds = [s.kind for s in netconfig._plan(down_net, owned, live)]
+    owned = netplan._owned(down_net, old_net)
+    kinds = [s.kind for s in netplan._plan(down_net, owned, live)]
     assert kinds == ["route-del", "link-down", "addr-del", "addr-add"]
 
 
@@ -486,10 +491,10 @@ def test_ip_calls_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(netinfo, "TIMEOUT_S", 0.2)
     monkeypatch.setattr(netinfo, "_binary", lambda name: shutil.which("sleep"))
     with pytest.raises(NetconfigError, match=r"did not finish within 0\.2 s"):
-        netconfig._run_ip(None, ("5",))
+        netapply._run_ip(None, ("5",))
     monkeypatch.setattr(netinfo, "_binary", lambda name: shutil.which("ls"))
     with pytest.raises(NetconfigError, match=r"exited 2: .*No such file"):
-        netconfig._run_ip(None, ("/nonexistent-netconfig",))
+        netapply._run_ip(None, ("/nonexistent-netconfig",))
 
 
 # Recorded from iproute2 6.1 in a namespace (trimmed).
