@@ -4,6 +4,7 @@ live and not the appliance's (``_conflicts``); messages start with the field the
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from lbadmin.engines.netconfig.live import _Live
 from lbadmin.engines.netconfig.model import (
@@ -16,6 +17,7 @@ from lbadmin.engines.netconfig.model import (
     _Iface,
     _Net,
     _parse,
+    _Route,
 )
 from lbadmin.engines.netconfig.plan import _owned, _route_text
 
@@ -26,18 +28,64 @@ def validate_network(config: NetworkConfig, live_interfaces: Iterable[object]) -
     empty list when nothing is. A gateway is reachable through a configured subnet or through
     one live on the node that the configuration does not state (the installer's address)."""
     items = list(live_interfaces)
-    live = {getattr(item, "name", item) for item in items}
-    live_addresses = {
-        str(getattr(item, "name", item)): tuple(
-            getattr(address, "address", address) for address in getattr(item, "addresses", ())
-        )
-        for item in items
-    }
     problems: list[str] = []
     net = _parse(config, problems)
     if problems:
         return problems  # cross-checks on a partly parsed config would only confuse
+    live = _LiveNames(
+        names=frozenset(str(getattr(item, "name", item)) for item in items),
+        addresses={
+            str(getattr(item, "name", item)): tuple(
+                getattr(address, "address", address) for address in getattr(item, "addresses", ())
+            )
+            for item in items
+        },
+    )
+    problems += _interface_problems(net, live)
+    seen, address_problems = _address_problems(net)
+    problems += address_problems
+    context = _RouteContext(
+        by_name={iface.name: iface for iface in net.interfaces},
+        connected={
+            address.network: iface.name
+            for iface in net.interfaces
+            for address in iface.addresses
+            if address.network.prefixlen < address.network.max_prefixlen
+        },
+        own=set(seen) | {a.ip for iface in _unstated(net, live) for a in iface.addresses},
+        unstated=_unstated(net, live),
+        live=live,
+    )
+    first: dict[IPNetwork, int] = {}
+    for i, route in enumerate(net.routes):
+        shown = "default" if route.destination.prefixlen == 0 else str(route.destination)
+        if route.destination in first:
+            problems.append(
+                f"routes[{i}].destination: a route to {shown} is already configured "
+                f"(routes[{first[route.destination]}])"
+            )
+        first.setdefault(route.destination, i)
+        problems += _route_problems(f"routes[{i}]", route, context, net)
+    return problems
 
+
+@dataclass(frozen=True)
+class _LiveNames:
+    names: frozenset[str]
+    addresses: dict[str, tuple[IPInterface, ...]]  # empty when only names were given
+
+
+@dataclass(frozen=True)
+class _RouteContext:
+    by_name: dict[str, _Iface]
+    connected: dict[IPNetwork, str]  # configured subnets and their interface
+    own: set[IPAddress]  # configured or live on this node
+    unstated: list[_Iface]  # live subnets the configuration does not state
+    live: _LiveNames
+
+
+def _interface_problems(net: _Net, live: _LiveNames) -> list[str]:
+    problems: list[str] = []
     positions: dict[str, int] = {}
     for i, iface in enumerate(net.interfaces):
         where = f"interfaces[{i}]"
@@ -46,15 +94,20 @@ def validate_network(config: NetworkConfig, live_interfaces: Iterable[object]) -
         positions.setdefault(iface.name, i)
         if iface.name == LOOPBACK_NAME:
             problems.append(f"{where}.name: the loopback interface is not configurable")
-        elif iface.name not in live:
+        elif iface.name not in live.names:
             problems.append(f"{where}.name: there is no interface {iface.name} on this node")
         has_v6 = any(address.version == 6 for address in iface.addresses)
         if has_v6 and iface.mtu is not None and iface.mtu < IPV6_MTU_MIN:
             problems.append(
                 f"{where}.mtu: IPv6 needs an MTU of at least {IPV6_MTU_MIN} ({iface.mtu} given)"
             )
+    return problems
 
-    # Addresses: no IP twice anywhere; no subnet shared by two interfaces.
+
+def _address_problems(net: _Net) -> tuple[dict[IPAddress, str], list[str]]:
+    """No IP twice anywhere; no subnet shared by two interfaces, nor by one with two prefixes.
+    Returns where each IP is configured, and the problems."""
+    problems: list[str] = []
     seen: dict[IPAddress, str] = {}
     placed: list[tuple[int, str, IPInterface]] = []
     for i, iface in enumerate(net.interfaces):
@@ -80,101 +133,83 @@ def validate_network(config: NetworkConfig, live_interfaces: Iterable[object]) -
                     )
                     break
             placed.append((i, iface.name, address))
+    return seen, problems
 
+
+def _unstated(net: _Net, live: _LiveNames) -> list[_Iface]:
+    """Live subnets the configuration does not state: a gateway there is reachable too (while
+    the interface is up)."""
     by_name = {iface.name: iface for iface in net.interfaces}
-    # Live subnets the configuration does not state: a gateway there is reachable too (while
-    # the interface is up).
-    unstated = [
-        _Iface(
-            link_name,
-            by_name[link_name].up if link_name in by_name else True,
-            None,
-            tuple(
-                address
-                for address in addresses
-                if not address.ip.is_link_local
-                and address not in (by_name[link_name].addresses if link_name in by_name else ())
-            ),
+    result = []
+    for name, addresses in live.addresses.items():
+        if not addresses or name == LOOPBACK_NAME:
+            continue
+        stated = by_name[name].addresses if name in by_name else ()
+        kept = tuple(a for a in addresses if not a.ip.is_link_local and a not in stated)
+        result.append(_Iface(name, by_name[name].up if name in by_name else True, None, kept))
+    return result
+
+
+def _route_problems(where: str, route: _Route, context: _RouteContext, net: _Net) -> list[str]:
+    destination, gateway, name = route.destination, route.gateway, route.interface
+    shown = "default" if destination.prefixlen == 0 else str(destination)
+    problems: list[str] = []
+    if destination in context.connected:
+        problems.append(
+            f"{where}.destination: {destination} is the subnet of "
+            f"{context.connected[destination]} itself, routed there already"
         )
-        for link_name, addresses in live_addresses.items()
-        if addresses and link_name != LOOPBACK_NAME
-    ]
-    connected = {
-        address.network: iface.name
-        for iface in net.interfaces
-        for address in iface.addresses
-        if address.network.prefixlen < address.network.max_prefixlen
-    }
-    destinations: dict[IPNetwork, int] = {}
-    for i, route in enumerate(net.routes):
-        where = f"routes[{i}]"
-        destination, gateway, name = route.destination, route.gateway, route.interface
-        shown = "default" if destination.prefixlen == 0 else str(destination)
-        if destination in destinations:
-            problems.append(
-                f"{where}.destination: a route to {shown} is already configured "
-                f"(routes[{destinations[destination]}])"
-            )
-        destinations.setdefault(destination, i)
-        if destination in connected:
-            problems.append(
-                f"{where}.destination: {destination} is the subnet of {connected[destination]} "
-                "itself, routed there already"
-            )
-        if gateway is None and name is None:
-            problems.append(f"{where}.gateway: a route needs a gateway, an interface or both")
-            continue
-        if gateway is not None and gateway.version != destination.version:
-            problems.append(
-                f"{where}.gateway: {gateway} is IPv{gateway.version} but {shown} is "
-                f"IPv{destination.version}"
-            )
-            continue
-        if name is not None:
-            if name == LOOPBACK_NAME:
-                problems.append(f"{where}.interface: the loopback interface is not configurable")
-                continue
-            if name not in by_name:
-                problems.append(
-                    f"{where}.interface: {name} is not among the configured interfaces"
-                    + ("" if name in live else f" (and there is no interface {name} here)")
-                )
-                continue
-            if not by_name[name].up:
-                problems.append(f"{where}.interface: {name} is configured down")
-                continue
-        if gateway is None:
-            continue
-        if seen.get(gateway) is not None or any(
-            gateway == address.ip for iface in unstated for address in iface.addresses
-        ):
-            problems.append(f"{where}.gateway: {gateway} is this node's own address")
-            continue
-        if gateway.version == 6 and gateway.is_link_local:
-            if name is None:
-                problems.append(
-                    f"{where}.interface: a link-local gateway ({gateway}) needs an interface"
-                )
-            continue
-        holders = [
-            iface
-            for iface in (*net.interfaces, *unstated)
-            if (name is None or iface.name == name) and _on_link(gateway, iface)
+    if gateway is None and name is None:
+        return [*problems, f"{where}.gateway: a route needs a gateway, an interface or both"]
+    if gateway is not None and gateway.version != destination.version:
+        return [
+            *problems,
+            f"{where}.gateway: {gateway} is IPv{gateway.version} but {shown} is "
+            f"IPv{destination.version}",
         ]
-        if not holders:
-            if name is not None and any(_on_link(gateway, iface) for iface in net.interfaces):
-                problems.append(f"{where}.gateway: {gateway} is not in a subnet of {name}")
-            else:
-                problems.append(
-                    f"{where}.gateway: {gateway} is not in any configured subnet, so it "
-                    "cannot be reached"
-                )
-        elif not any(iface.up for iface in holders):
-            down = ", ".join(iface.name for iface in holders)
-            problems.append(
-                f"{where}.gateway: {gateway} is only reachable through {down}, configured down"
-            )
+    if name is not None:
+        problem = _route_interface_problem(name, context)
+        if problem:
+            return [*problems, f"{where}.interface: {problem}"]
+    if gateway is not None:
+        problem = _gateway_problem(gateway, name, context, net)
+        if problem:
+            field_name = "interface" if problem.startswith("a link-local") else "gateway"
+            problems.append(f"{where}.{field_name}: {problem}")
     return problems
+
+
+def _route_interface_problem(name: str, context: _RouteContext) -> str:
+    if name == LOOPBACK_NAME:
+        return "the loopback interface is not configurable"
+    if name not in context.by_name:
+        missing = "" if name in context.live.names else f" (and there is no interface {name} here)"
+        return f"{name} is not among the configured interfaces{missing}"
+    if not context.by_name[name].up:
+        return f"{name} is configured down"
+    return ""
+
+
+def _gateway_problem(
+    gateway: IPAddress, name: str | None, context: _RouteContext, net: _Net
+) -> str:
+    if gateway in context.own:
+        return f"{gateway} is this node's own address"
+    if gateway.version == 6 and gateway.is_link_local:
+        return "" if name is not None else f"a link-local gateway ({gateway}) needs an interface"
+    holders = [
+        iface
+        for iface in (*net.interfaces, *context.unstated)
+        if (name is None or iface.name == name) and _on_link(gateway, iface)
+    ]
+    if not holders:
+        if name is not None and any(_on_link(gateway, iface) for iface in net.interfaces):
+            return f"{gateway} is not in a subnet of {name}"
+        return f"{gateway} is not in any configured subnet, so it cannot be reached"
+    if not any(iface.up for iface in holders):
+        down = ", ".join(iface.name for iface in holders)
+        return f"{gateway} is only reachable through {down}, configured down"
+    return ""
 
 
 def _on_link(gateway: IPAddress, iface: _Iface) -> bool:
