@@ -12,7 +12,7 @@ TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/lbadmin
 TEST_BROKER_URL   ?= redis://127.0.0.1:6379/15
 TEST_VAR_DIR      ?= $(CURDIR)/var/test
 
-.PHONY: run test lint format stop status lock bench clean
+.PHONY: run test test-fast lint format stop status lock bench clean
 
 run: $(VENV)/.deps-run
 	scripts/system-packages.sh run || echo "Continuing without the load-balancer daemons."
@@ -26,6 +26,17 @@ test: $(VENV)/.deps-test
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	LBADMIN_VAR_DIR=$(TEST_VAR_DIR) CELERY_TASK_DEFAULT_QUEUE=lbadmin-test \
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The developer's loop: everything but real daemons, browsers, HA pairs and server processes,
+# on two pytest workers, keeping the test databases between runs.
+test-fast: $(VENV)/.deps-test
+	scripts/test-services.sh
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
+	LBADMIN_VAR_DIR=$(TEST_VAR_DIR) CELERY_TASK_DEFAULT_QUEUE=lbadmin-test \
+	$(PY) -m pytest -m "not daemons and not browser and not ha and not processes" \
+		-n 2 --reuse-db -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(VENV)/.deps-test
 	$(VENV)/bin/ruff check .

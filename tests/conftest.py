@@ -16,6 +16,17 @@ from django.test import Client
 from tests.daemon_support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
+# A test that uses one of these starts real gunicorn or Celery processes: marked "processes"
+# (left out of `make test-fast`) without each module having to say so.
+PROCESS_FIXTURES = frozenset({"appliance_server", "celery_worker_process"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.processes)
+
+
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made by the same
 # tests are still plain synchronous calls.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -4,7 +4,7 @@ import pytest
 
 from lbadmin.tasks import daemons_status_report
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 
 
 def test_worker_reports_the_nodes_daemons(celery_worker_process) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import https_get
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 
 
 def test_login_page_is_served_over_https(appliance_server: str) -> None:

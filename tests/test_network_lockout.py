@@ -338,6 +338,7 @@ def _in_thread(function, results: list, index: int) -> None:
         connection.close()
 
 
+@pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
 def test_two_sessions_never_both_told_applied(worker, admin_user) -> None:
     """Item 8: two changes valid alone but overlapping together, submitted at once: one is
@@ -402,6 +403,7 @@ def _records_held() -> Iterator[None]:
         thread.join(30)
 
 
+@pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("where", ["before it starts", "after it applied"])
 def test_a_worker_too_slow_leaves_stored_and_live_the_same(

@@ -33,7 +33,8 @@ from tests.network_support import (
     wait_route_gone,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)  # the subprocesses see the rows
+# The subprocesses see the rows; real serve and Celery processes.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 QUEUE = f"lbadmin-rv-revert-{os.getpid()}"
 SLACK_S = 10.0  # a functional bound on shared machines, not a speed target
 TIMER_SAID = "An unconfirmed network change was undone (its time was up)."
