@@ -28,7 +28,8 @@ test: $(VENV)/.deps-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The developer's loop: everything but real daemons, browsers, HA pairs and server processes,
-# on two pytest workers, keeping the test databases between runs.
+# on two pytest workers (a module stays on one: some share fixed namespace names), keeping
+# the test databases between runs.
 test-fast: $(VENV)/.deps-test
 	scripts/test-services.sh
 	$(VENV)/bin/ruff check .
@@ -36,7 +37,7 @@ test-fast: $(VENV)/.deps-test
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	LBADMIN_VAR_DIR=$(TEST_VAR_DIR) CELERY_TASK_DEFAULT_QUEUE=lbadmin-test \
 	$(PY) -m pytest -m "not daemons and not browser and not ha and not processes" \
-		-n 2 --reuse-db -p no:cacheprovider $(PYTEST_ARGS)
+		-n 2 --dist loadfile --reuse-db -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(VENV)/.deps-test
 	$(VENV)/bin/ruff check .
