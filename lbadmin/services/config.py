@@ -59,6 +59,7 @@ from lbadmin.render.snapshot import (
     SslTermination as SslTerminationSnapshot,
 )
 from lbadmin.render.stunnel import render_stunnel, stunnel_document, termination_instance
+from lbadmin.services import jobs
 from lbadmin.services.audit import audit_record
 from lbadmin.services.certificates import (
     certificate_bundle,
@@ -350,8 +351,6 @@ def config_apply_request(
 ) -> ConfigRevision:
     """Queue an apply. Clicks while one is already queued join it: the queued apply renders
     the database as it is when it starts, so it includes every change made before then."""
-    from lbadmin.tasks import config_apply_task  # tasks import services
-
     interrupt_orphaned_applies()
     with transaction.atomic():
         ConfigState.load()
@@ -367,8 +366,7 @@ def config_apply_request(
         # Sent again when joining too: if the first message was lost (broker down at that
         # click), the queued revision would otherwise wait forever. A duplicate is harmless:
         # only a QUEUED revision is ever run.
-        pk = revision.pk
-        transaction.on_commit(lambda: config_apply_task.delay(pk), robust=True)
+        jobs.enqueue_on_commit("config_apply_task", revision.pk)
     return revision
 
 
@@ -859,9 +857,7 @@ def _import_terminations(items: list[Any]) -> list[str]:
 
 
 def _resume_drain_then_halt(server_id: int) -> None:
-    from lbadmin.tasks import drain_then_halt_task  # tasks import services
-
-    transaction.on_commit(lambda: drain_then_halt_task.delay(server_id), robust=True)
+    jobs.enqueue_on_commit("drain_then_halt_task", server_id)
 
 
 def _check_envelope(document: Any) -> None:

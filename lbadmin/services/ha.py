@@ -42,6 +42,7 @@ from django.utils import timezone
 from lbadmin.engines.netinfo import interface_for
 from lbadmin.models import AuditEntry, ConfigRevision, HaNode, HaSettings, PeerNonce, User
 from lbadmin.render.snapshot import VrrpInstance
+from lbadmin.services import jobs
 from lbadmin.services.audit import audit_record
 from lbadmin.services.daemons import daemon_controllers
 from lbadmin.services.secrets import secret_decrypt, secret_encrypt
@@ -502,14 +503,12 @@ def ha_sync_request() -> None:
     """Queue a push to the slave. It runs on its own queue and worker (settings.CELERY_HA_QUEUE),
     so a slave that does not answer never delays this node's applies; it is retried while the
     slave is down. From now until the slave confirms, the pages say "not confirmed since"."""
-    from lbadmin.tasks import ha_sync_task  # tasks import services
-
     node = HaNode.load()
     if node.role == HaNode.Role.MASTER:
         HaNode.objects.filter(pk=node.pk, unconfirmed_since=None).update(
             unconfirmed_since=timezone.now()
         )
-        ha_sync_task.delay()
+        jobs.enqueue("ha_sync_task")
 
 
 def ha_sync_push() -> bool:

@@ -32,6 +32,7 @@ import ipaddress
 from datetime import timedelta
 from typing import Any
 
+from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -52,6 +53,7 @@ from lbadmin.models import (
     StaticRoute,
     User,
 )
+from lbadmin.services import jobs
 from lbadmin.services.audit import audit_record
 from lbadmin.services.locks import node_lock
 
@@ -403,21 +405,16 @@ def network_change(
     """Have the node's worker make ``edit`` and wait for it. Returns True when the
     administrator must confirm it (it touches their own connection). NetworkRefused lists why
     nothing changed (each problem with its form field)."""
-    from celery.exceptions import TimeoutError as CeleryTimeout
-
-    from lbadmin.tasks import network_apply_task  # tasks import services
-
     _require_managed()
     state = HostSettings.load()
     _problems(edit, edit.applied_to(configured_network()), _from_json(state.applied))
-    task = network_apply_task.apply_async(
-        kwargs={
-            "edit": edit.to_json(),
-            "client_address": client_address,
-            "host_address": host_address,
-            "actor_id": actor.pk if actor else None,
-            "source_ip": source_ip,
-        },
+    task = jobs.enqueue(
+        "network_apply_task",
+        edit=edit.to_json(),
+        client_address=client_address,
+        host_address=host_address,
+        actor_id=actor.pk if actor else None,
+        source_ip=source_ip,
         expires=APPLY_WAIT_S,
     )
     try:
