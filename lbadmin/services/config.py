@@ -67,7 +67,7 @@ from lbadmin.services.certificates import (
     certificates_export,
 )
 from lbadmin.services.changes import HAPROXY, KEEPALIVED, STUNNEL, config_changed
-from lbadmin.services.daemons import daemon_controllers, runtime_layout
+from lbadmin.services.daemons import daemon_controllers
 from lbadmin.services.document_forms import form_data, form_problems, label_of
 from lbadmin.services.ha import (
     floating_binds_allow,
@@ -78,6 +78,7 @@ from lbadmin.services.ha import (
     vrrp_instances,
 )
 from lbadmin.services.l4 import keepalived_snapshot, l4_admin_states, l4_export, l4_import
+from lbadmin.services.layout import runtime_layout
 from lbadmin.services.locks import node_lock
 from lbadmin.services.ports import AddressTaken
 
