@@ -69,7 +69,7 @@ from lbadmin.services.certificates import (
 from lbadmin.services.changes import HAPROXY, KEEPALIVED, STUNNEL, config_changed
 from lbadmin.services.daemons import daemon_controllers
 from lbadmin.services.document_forms import form_data, form_problems, label_of
-from lbadmin.services.ha import (
+from lbadmin.services.ha_node import (
     floating_binds_allow,
     ha_settings_export,
     ha_settings_import,

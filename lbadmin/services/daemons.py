@@ -15,6 +15,7 @@ from lbadmin.engines.daemons import (
     ipvs_available,
 )
 from lbadmin.render.bootstrap import render_haproxy_bootstrap, render_keepalived_bootstrap
+from lbadmin.services.ha_node import floating_binds_allow
 from lbadmin.services.layout import runtime_layout
 from lbadmin.services.locks import node_lock
 
@@ -49,8 +50,6 @@ def daemons_start() -> None:
     """Start every daemon from its live configuration; on first start that is the bootstrap
     configuration, written here (stunnel: every SSL termination's instance, if any).
     Daemons already running are left alone."""
-    from lbadmin.services.ha import floating_binds_allow  # ha uses this module
-
     layout = runtime_layout()
     layout.ensure()
     floating_binds_allow()

@@ -55,6 +55,7 @@ from lbadmin.models import (
 )
 from lbadmin.services import jobs
 from lbadmin.services.audit import audit_record
+from lbadmin.services.ha_node import floating_addresses
 from lbadmin.services.locks import node_lock
 
 # How long a page waits for the node's worker to make a change; a change the worker has not
@@ -298,7 +299,7 @@ def _problems(edit: NetworkEdit, desired: NetworkConfig, record: NetworkConfig |
         problems = netconfig.validate_against_live(present, previous=record, netns=_netns())
     except netinfo.NetinfoError as error:
         problems = [f"the live network cannot be read: {error}"]
-    floating = set(_floating_ips())
+    floating = set(floating_addresses())
     for i, item in enumerate(present.interfaces):
         for j, address in enumerate(item.addresses):
             if address.split("/")[0] in floating:
@@ -315,12 +316,6 @@ def _live_names() -> list[str]:
         return [link.name for link in netinfo.links(_netns())]
     except netinfo.NetinfoError:
         return []
-
-
-def _floating_ips() -> list[str]:
-    from lbadmin.services.ha import floating_addresses  # ha imports much; only here
-
-    return floating_addresses()
 
 
 def _present(config: NetworkConfig, live_names: list[str]) -> tuple[NetworkConfig, list[str]]:
@@ -479,7 +474,7 @@ def _edit_locked(
         current, desired, _session_interfaces(client_address, host_address)
     )
     result = netconfig.apply_network(
-        present, previous=record, netns=_netns(), keep_out=_floating_ips()
+        present, previous=record, netns=_netns(), keep_out=floating_addresses()
     )
     if not result.ok:
         raise NetworkRefused([result.error or "the change failed"])
@@ -506,7 +501,7 @@ def _edit_locked(
             previous=present,
             netns=_netns(),
             baseline=snapshot,
-            keep_out=_floating_ips(),
+            keep_out=floating_addresses(),
         )
         raise
     return {"ok": True, "problems": [], "fields": [], "confirm": confirm}
@@ -606,7 +601,7 @@ def network_revert_if_unconfirmed(*, now: bool = False) -> bool:
             target, missing = _present(target, live_names)
             result = netconfig.apply_network(
                 target, previous=record, netns=_netns(), baseline=snapshot,
-                keep_out=_floating_ips(),
+                keep_out=floating_addresses(),
             )  # fmt: skip
             ok, error_text = result.ok, result.error or ""
             if ok:
@@ -714,7 +709,7 @@ def network_reapply() -> str:
             return ""
         present, missing = _present(desired, _live_names())
         result = netconfig.apply_network(
-            present, previous=record, netns=_netns(), keep_out=_floating_ips()
+            present, previous=record, netns=_netns(), keep_out=floating_addresses()
         )
         if result.ok:
             state.applied = _as_json(present)
