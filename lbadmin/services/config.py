@@ -27,6 +27,14 @@ from lbadmin.engines.daemons import RuntimeLayout
 from lbadmin.engines.haproxy_apply import apply_haproxy_config
 from lbadmin.engines.keepalived_apply import apply_keepalived_config
 from lbadmin.engines.stunnel_apply import StunnelInstance, apply_stunnel
+from lbadmin.forms.l7 import (  # checks imported documents, until issue 19 part 1
+    L7SettingsForm,
+    RealServerForm,
+    VirtualServiceForm,
+)
+from lbadmin.forms.terminations import (
+    TerminationForm,  # checks imported documents, until issue 19 part 1
+)
 from lbadmin.models import (
     AuditEntry,
     ConfigRevision,
@@ -791,8 +799,6 @@ def _kept_states() -> _KeptStates:
 
 
 def _import_settings(item: Any) -> list[str]:
-    from lbadmin.forms.l7 import L7SettingsForm
-
     problems: list[str] = []
     settings = L7Settings.load()
     form = L7SettingsForm(form_data(item, _SETTINGS_KEYS, "settings", problems), instance=settings)
@@ -807,8 +813,6 @@ def _import_settings(item: Any) -> list[str]:
 
 def _import_layer7(items: Sequence[Any], kept: _KeptStates) -> list[str]:
     """Create Layer 7 services and their real servers through the WebUI's forms."""
-    from lbadmin.forms.l7 import RealServerForm, VirtualServiceForm
-
     problems: list[str] = []
     for index, item in enumerate(items):
         where = f"virtual_services[{index}]"
@@ -838,8 +842,6 @@ def _import_layer7(items: Sequence[Any], kept: _KeptStates) -> list[str]:
 
 
 def _import_terminations(items: list[Any]) -> list[str]:
-    from lbadmin.forms.terminations import TerminationForm
-
     problems: list[str] = []
     services = dict(VirtualService.objects.values_list("label", "pk"))
     certificates = dict(SslCertificate.objects.values_list("label", "pk"))

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lbadmin.engines import netinfo
-from lbadmin.forms.ha import HaSettingsForm  # the import path's; issue 19 part 1 replaces it
+from lbadmin.forms.ha import HaSettingsForm  # checks imported documents, until issue 19 part 1
 from lbadmin.models import AuditEntry, HaNode, HaSettings, L4VirtualService, User, VirtualService
 from lbadmin.render.snapshot import VrrpInstance
 from lbadmin.services import jobs
