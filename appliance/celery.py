@@ -29,6 +29,7 @@ def _make_broker_folders(sender: Celery, **kwargs: object) -> None:
 def _network_revert_when_due(**kwargs: object) -> None:
     # A worker that starts (after a crash, say) undoes an unconfirmed network change whose
     # time is up, whether or not the supervisor's timer got to it.
+    # Imported here: this module loads before Django is set up (appliance/__init__.py).
     from django.db import connection
 
     from lbadmin.services.network import network_revert_if_unconfirmed

@@ -5,6 +5,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from lbadmin.models import HaNode
+
 # Requests that must work while the factory password is still set.
 _ALLOWED_WITH_DEFAULT_PASSWORD = ("lbadmin:passwords", "lbadmin:logout")
 
@@ -79,8 +81,6 @@ class SlaveReadOnly:
         name = f"{match.namespace}:{match.url_name}" if match else ""
         if not (name.startswith(_CLUSTER_CONFIGURATION) or name in _CLUSTER_ACTIONS):
             return None
-        from lbadmin.models import HaNode  # middleware loads before the app registry
-
         node = HaNode.load()
         if node.role != HaNode.Role.SLAVE:
             return None

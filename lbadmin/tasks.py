@@ -1,9 +1,18 @@
-"""Celery tasks: thin wrappers that take ids and call a service on the node's worker."""
+"""Celery tasks: thin wrappers that take ids and call a service on the node's worker.
+
+The services enqueue them by name (lbadmin.services.jobs), never importing this module: it
+registers its tasks there when it is imported."""
+
+import sys
 
 from celery import shared_task
 
+from lbadmin.services import jobs
 from lbadmin.services.config import config_apply_run
 from lbadmin.services.daemons import daemon_restart, daemons_status
+from lbadmin.services.ha import PeerError, ha_sync_push
+from lbadmin.services.network import network_edit_apply
+from lbadmin.services.overview import admin_states_reassert, drain_then_halt_step
 
 
 @shared_task
@@ -24,8 +33,6 @@ def config_apply_task(revision_id: int) -> str:
 def daemon_restart_task(name: str) -> str:
     error = daemon_restart(name)
     if not error and name == "haproxy":
-        from lbadmin.services.overview import admin_states_reassert
-
         admin_states_reassert()
     return error
 
@@ -34,8 +41,6 @@ def daemon_restart_task(name: str) -> str:
 def drain_then_halt_task(server_id: int) -> bool:
     """Checks a draining server every half second (a short task that re-queues itself, so a
     long drain never holds the node's worker away from applies)."""
-    from lbadmin.services.overview import drain_then_halt_step
-
     done = drain_then_halt_step(server_id)
     if not done:
         drain_then_halt_task.apply_async((server_id,), countdown=0.5)
@@ -46,8 +51,6 @@ def drain_then_halt_task(server_id: int) -> bool:
 def ha_sync_task(self) -> bool:
     """Push the master's running configuration to the slave; while the slave is unreachable,
     retry with a growing pause (2 s, 4 s, … at most 5 min) until it comes back."""
-    from lbadmin.services.ha import PeerError, ha_sync_push
-
     try:
         return ha_sync_push()
     except PeerError as error:
@@ -59,6 +62,16 @@ def ha_sync_task(self) -> bool:
 @shared_task
 def network_apply_task(**change: object) -> dict:
     """Make one Local Configuration change on this node (services.network.NetworkEdit)."""
-    from lbadmin.services.network import network_edit_apply
-
     return network_edit_apply(**change)  # type: ignore[arg-type]
+
+
+# What lbadmin.services.jobs enqueues: read from this module at each call.
+jobs.register(
+    sys.modules[__name__],
+    "config_apply_task",
+    "daemon_restart_task",
+    "daemons_status_report",
+    "drain_then_halt_task",
+    "ha_sync_task",
+    "network_apply_task",
+)

@@ -2,11 +2,8 @@
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
-from django.db import transaction
 
-from lbadmin.models import AuditEntry, User
-from lbadmin.services.audit import audit_record, request_source_ip
-from lbadmin.services.auth import login_gate
+from lbadmin.services.auth import login_attempt
 
 
 class LoginForm(AuthenticationForm):
@@ -16,30 +13,17 @@ class LoginForm(AuthenticationForm):
 
     def clean(self) -> dict:
         username = self.cleaned_data.get("username")
-        if not (username and self.cleaned_data.get("password")):
+        password = self.cleaned_data.get("password")
+        if not (username and password):
             return super().clean()
-        source_ip = request_source_ip(self.request) if self.request else None
-        refused: forms.ValidationError | None = None
-        with transaction.atomic():
-            # Attempts on one account run one at a time, so parallel guesses cannot all pass
-            # the gate before any of their failures is counted.
-            User.objects.select_for_update().filter(username=username).first()
-            gate = login_gate(username=username, source_ip=source_ip)
-            if not gate.allowed:
-                audit_record(
-                    action=AuditEntry.Action.LOGIN_REFUSED,
-                    username=username,
-                    source_ip=source_ip,
-                    detail={"reason": gate.reason, "retry_after": gate.retry_after_seconds},
-                )
-                refused = forms.ValidationError(gate.message, code="locked_out")
-            else:
-                try:
-                    super().clean()  # a failure is recorded (signal) inside this transaction
-                except forms.ValidationError as error:
-                    refused = error
-        if refused is not None:
-            raise refused
+        attempt = login_attempt(request=self.request, username=username, password=password)
+        if not attempt.gate.allowed:
+            raise forms.ValidationError(attempt.gate.message, code="locked_out")
+        # The rest as AuthenticationForm.clean(), whose password check login_attempt made.
+        self.user_cache = attempt.user
+        if self.user_cache is None:
+            raise self.get_invalid_login_error()
+        self.confirm_login_allowed(self.user_cache)
         return self.cleaned_data
 
 

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 from django.db.models import Count, Max
+from django.http import HttpRequest
 from django.utils import timezone
 
 from lbadmin.models import AuditEntry, User
-from lbadmin.services.audit import audit_record
+from lbadmin.services.audit import audit_record, request_source_ip
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,32 @@ def login_gate(*, username: str, source_ip: str | None, now: datetime | None = N
 def _refuse(reason: str, *, until: datetime, now: datetime) -> LoginGate:
     seconds = max(1, math.ceil((until - now).total_seconds()))
     return LoginGate(allowed=False, retry_after_seconds=seconds, reason=reason)
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    gate: LoginGate
+    user: User | None = None  # None: refused by the gate, or the password is wrong
+
+
+def login_attempt(*, request: HttpRequest | None, username: str, password: str) -> LoginAttempt:
+    """Check a password behind the throttle (login_gate). Attempts on one account run one at
+    a time, so parallel guesses cannot all pass the gate before any of their failures is
+    counted. A refused attempt checks no password and is recorded here; a wrong password is
+    recorded by Django's user_login_failed signal (lbadmin.signals), in the same transaction."""
+    source_ip = request_source_ip(request) if request else None
+    with transaction.atomic():
+        User.objects.select_for_update().filter(username=username).first()
+        gate = login_gate(username=username, source_ip=source_ip)
+        if not gate.allowed:
+            audit_record(
+                action=AuditEntry.Action.LOGIN_REFUSED,
+                username=username,
+                source_ip=source_ip,
+                detail={"reason": gate.reason, "retry_after": gate.retry_after_seconds},
+            )
+            return LoginAttempt(gate)
+        return LoginAttempt(gate, authenticate(request, username=username, password=password))
 
 
 def login_succeeded(*, user: User, raw_password: str) -> None:

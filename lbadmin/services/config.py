@@ -27,6 +27,14 @@ from lbadmin.engines.daemons import RuntimeLayout
 from lbadmin.engines.haproxy_apply import apply_haproxy_config
 from lbadmin.engines.keepalived_apply import apply_keepalived_config
 from lbadmin.engines.stunnel_apply import StunnelInstance, apply_stunnel
+from lbadmin.forms.l7 import (  # checks imported documents, until issue 19 part 1
+    L7SettingsForm,
+    RealServerForm,
+    VirtualServiceForm,
+)
+from lbadmin.forms.terminations import (
+    TerminationForm,  # checks imported documents, until issue 19 part 1
+)
 from lbadmin.models import (
     AuditEntry,
     ConfigRevision,
@@ -59,6 +67,7 @@ from lbadmin.render.snapshot import (
     SslTermination as SslTerminationSnapshot,
 )
 from lbadmin.render.stunnel import render_stunnel, stunnel_document, termination_instance
+from lbadmin.services import jobs
 from lbadmin.services.audit import audit_record
 from lbadmin.services.certificates import (
     certificate_bundle,
@@ -66,9 +75,9 @@ from lbadmin.services.certificates import (
     certificates_export,
 )
 from lbadmin.services.changes import HAPROXY, KEEPALIVED, STUNNEL, config_changed
-from lbadmin.services.daemons import daemon_controllers, runtime_layout
+from lbadmin.services.daemons import daemon_controllers
 from lbadmin.services.document_forms import form_data, form_problems, label_of
-from lbadmin.services.ha import (
+from lbadmin.services.ha_node import (
     floating_binds_allow,
     ha_settings_export,
     ha_settings_import,
@@ -77,6 +86,7 @@ from lbadmin.services.ha import (
     vrrp_instances,
 )
 from lbadmin.services.l4 import keepalived_snapshot, l4_admin_states, l4_export, l4_import
+from lbadmin.services.layout import runtime_layout
 from lbadmin.services.locks import node_lock
 from lbadmin.services.ports import AddressTaken
 
@@ -350,8 +360,6 @@ def config_apply_request(
 ) -> ConfigRevision:
     """Queue an apply. Clicks while one is already queued join it: the queued apply renders
     the database as it is when it starts, so it includes every change made before then."""
-    from lbadmin.tasks import config_apply_task  # tasks import services
-
     interrupt_orphaned_applies()
     with transaction.atomic():
         ConfigState.load()
@@ -367,8 +375,7 @@ def config_apply_request(
         # Sent again when joining too: if the first message was lost (broker down at that
         # click), the queued revision would otherwise wait forever. A duplicate is harmless:
         # only a QUEUED revision is ever run.
-        pk = revision.pk
-        transaction.on_commit(lambda: config_apply_task.delay(pk), robust=True)
+        jobs.enqueue_on_commit("config_apply_task", revision.pk)
     return revision
 
 
@@ -792,8 +799,6 @@ def _kept_states() -> _KeptStates:
 
 
 def _import_settings(item: Any) -> list[str]:
-    from lbadmin.forms.l7 import L7SettingsForm
-
     problems: list[str] = []
     settings = L7Settings.load()
     form = L7SettingsForm(form_data(item, _SETTINGS_KEYS, "settings", problems), instance=settings)
@@ -808,8 +813,6 @@ def _import_settings(item: Any) -> list[str]:
 
 def _import_layer7(items: Sequence[Any], kept: _KeptStates) -> list[str]:
     """Create Layer 7 services and their real servers through the WebUI's forms."""
-    from lbadmin.forms.l7 import RealServerForm, VirtualServiceForm
-
     problems: list[str] = []
     for index, item in enumerate(items):
         where = f"virtual_services[{index}]"
@@ -839,8 +842,6 @@ def _import_layer7(items: Sequence[Any], kept: _KeptStates) -> list[str]:
 
 
 def _import_terminations(items: list[Any]) -> list[str]:
-    from lbadmin.forms.terminations import TerminationForm
-
     problems: list[str] = []
     services = dict(VirtualService.objects.values_list("label", "pk"))
     certificates = dict(SslCertificate.objects.values_list("label", "pk"))
@@ -859,9 +860,7 @@ def _import_terminations(items: list[Any]) -> list[str]:
 
 
 def _resume_drain_then_halt(server_id: int) -> None:
-    from lbadmin.tasks import drain_then_halt_task  # tasks import services
-
-    transaction.on_commit(lambda: drain_then_halt_task.delay(server_id), robust=True)
+    jobs.enqueue_on_commit("drain_then_halt_task", server_id)
 
 
 def _check_envelope(document: Any) -> None:

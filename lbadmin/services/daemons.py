@@ -1,36 +1,29 @@
 """The node's load-balancer daemons, as the rest of the appliance sees them.
 
-lbadmin.engines.daemons knows how to drive each daemon; this module knows where this
-appliance keeps their files (settings.LBADMIN_VAR_DIR) and what to start them with.
+lbadmin.engines.daemons knows how to drive each daemon; this module knows what to start them
+with, in this appliance's layout (lbadmin.services.layout).
 """
 
-import dataclasses
 import os
 from pathlib import Path
-
-from django.conf import settings
 
 from lbadmin.engines.daemons import (
     Controller,
     DaemonError,
     DaemonStatus,
-    RuntimeLayout,
     controllers,
-    haproxy_account,
     ipvs_available,
 )
 from lbadmin.render.bootstrap import render_haproxy_bootstrap, render_keepalived_bootstrap
+from lbadmin.services.ha_node import floating_binds_allow
+from lbadmin.services.layout import runtime_layout
+from lbadmin.services.locks import node_lock
 
 # stunnel has none: one process per SSL termination, none at all before the first one.
 _BOOTSTRAP = {
     "haproxy": render_haproxy_bootstrap,
     "keepalived": render_keepalived_bootstrap,
 }
-
-
-def runtime_layout() -> RuntimeLayout:
-    layout = RuntimeLayout.under(settings.LBADMIN_VAR_DIR)
-    return dataclasses.replace(layout, haproxy_account=haproxy_account())
 
 
 def daemon_controllers() -> dict[str, Controller]:
@@ -57,8 +50,6 @@ def daemons_start() -> None:
     """Start every daemon from its live configuration; on first start that is the bootstrap
     configuration, written here (stunnel: every SSL termination's instance, if any).
     Daemons already running are left alone."""
-    from lbadmin.services.ha import floating_binds_allow  # ha uses this module
-
     layout = runtime_layout()
     layout.ensure()
     floating_binds_allow()
@@ -72,8 +63,6 @@ def daemons_start() -> None:
 def daemon_restart(name: str) -> str:
     """Full restart of one daemon (drops its connections): stop, then start from the live
     configuration. Returns '' on success, else the daemon's error."""
-    from lbadmin.services.locks import node_lock  # locks need this module's layout
-
     control = daemon_controllers()[name]
     try:
         with node_lock("config-apply"):  # never in the middle of an apply
@@ -87,8 +76,6 @@ def daemon_revive(name: str) -> str | None:
     """Start ``name`` again from its live configuration if it is not running (it died: nothing
     else restarts a daemon). None when it runs (or was never set up), else what happened, for
     the log. Skipped while an apply holds the node's lock: the apply starts it itself."""
-    from lbadmin.services.locks import node_lock  # locks need this module's layout
-
     control = daemon_controllers()[name]
     if control.pid() is not None or not control.config_path.exists():
         return None

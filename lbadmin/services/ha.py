@@ -1,5 +1,7 @@
 """The HA clustered pair: pairing two appliances, pushing the master's configuration to the
-slave after every apply, and what each node tells the other.
+slave after every apply, and what each node tells the other. What the configuration pipeline
+needs of the pair without calling the peer (the floating addresses and the VRRP instance, the
+HA settings, queuing a push) is lbadmin.services.ha_node, below lbadmin.services.config.
 
 Trust between the nodes:
 - Pairing: the master calls the peer's HTTPS API once with the peer's `loadbalancer` password
@@ -39,11 +41,18 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lbadmin.engines.netinfo import interface_for
-from lbadmin.models import AuditEntry, ConfigRevision, HaNode, HaSettings, PeerNonce, User
-from lbadmin.render.snapshot import VrrpInstance
+from lbadmin import allowlists
+from lbadmin.engines import netinfo
+from lbadmin.models import AuditEntry, ConfigRevision, HaNode, PeerNonce, User
+from lbadmin.services import config
 from lbadmin.services.audit import audit_record
-from lbadmin.services.daemons import daemon_controllers
+from lbadmin.services.changes import KEEPALIVED, config_changed
+from lbadmin.services.daemons import daemon_controllers, daemon_restart
+from lbadmin.services.ha_node import (
+    ha_sync_request,  # noqa: F401  here too; defined below config, which calls it
+    holds_floating_addresses,
+    pair_key,
+)
 from lbadmin.services.secrets import secret_decrypt, secret_encrypt
 
 API_PREFIX = "/lbadmin/api/ha/"
@@ -84,10 +93,6 @@ class PeerAuthError(Exception):
 
 
 # --- Keys and signatures -------------------------------------------------------------------
-
-
-def pair_key(node: HaNode) -> bytes:
-    return secret_decrypt(bytes(node.pair_key_encrypted))
 
 
 def _wrapping(key: bytes) -> Fernet:
@@ -279,14 +284,12 @@ def ha_pair(
     """Pair this node (the master) with a standalone appliance at peer_ip (the slave), which
     must present the certificate ``fingerprint`` the administrator confirmed. Returns the
     progress steps; raises PeerError with the reason when it cannot."""
-    from lbadmin.engines.netinfo import holds_address
-
     node = HaNode.load()
     if node.paired:
         raise PeerError(f"this appliance is already the {node.role} of a pair with {node.peer_ip}")
-    if local_ip == peer_ip or holds_address(peer_ip):
+    if local_ip == peer_ip or netinfo.holds_address(peer_ip):
         raise PeerError(f"{peer_ip} is this appliance itself: give the other appliance's address")
-    if not holds_address(local_ip):
+    if not netinfo.holds_address(local_ip):
         raise PeerError(f"{local_ip} is not an address of this appliance")
     steps = [f"Attempting to pair with {peer_ip}.."]
     key = secrets.token_bytes(32)
@@ -335,18 +338,13 @@ def ha_pair(
 
 
 def _apply_after_pairing(actor: User | None) -> None:
-    from lbadmin.services.changes import KEEPALIVED, config_changed
-    from lbadmin.services.config import config_apply_request
-
     config_changed((KEEPALIVED,))
-    config_apply_request(actor=actor)
+    config.config_apply_request(actor=actor)
 
 
 def ha_accept_pairing(payload: dict[str, Any], *, source_ip: str | None) -> HaNode:
     """The slave's side of pairing (its API), after the password was checked. Raises
     PeerError (with an HTTP status in .args[1]) when it refuses."""
-    from lbadmin import allowlists
-
     node = HaNode.load()
     try:
         master_ip = allowlists.clean_ip(str(payload["master_ip"]))
@@ -400,20 +398,17 @@ def ha_break(*, actor: User | None, source_ip: str | None, tell_peer: bool = Tru
     audit_record(
         action=AuditEntry.Action.HA_BROKEN, actor=actor, source_ip=source_ip, target=f"peer {peer}"
     )
-    from lbadmin.engines.netinfo import NetinfoError, set_nonlocal_bind
-    from lbadmin.services.config import config_apply_request, revision_wait
-
     if not holds:
         _release_floating_services(actor=actor, peer=peer)
     # keepalived stops floating the addresses (the holder keeps them as its own); and this
     # node binds only addresses it holds again.
     try:
-        set_nonlocal_bind(False)
-    except NetinfoError as error:
+        netinfo.set_nonlocal_bind(False)
+    except netinfo.NetinfoError as error:
         warning = f"{warning} ip_nonlocal_bind could not be reset: {error}".strip()
-    revision = config_apply_request(actor=actor)
+    revision = config.config_apply_request(actor=actor)
     if not holds:
-        revision_wait(revision, BREAK_APPLY_WAIT_S)  # no VRRP here before the peer hears
+        config.revision_wait(revision, BREAK_APPLY_WAIT_S)  # no VRRP here before the peer hears
         if node.paired and tell_peer:
             warning = _tell_peer_unpaired(node)
     return warning
@@ -434,34 +429,13 @@ def _tell_peer_unpaired(node: HaNode) -> str:
 def _release_floating_services(*, actor: User | None, peer: str | None) -> None:
     """The passive node of a broken pair: its virtual services (and their SSL terminations)
     go; certificates and settings stay. One validated import, like any other."""
-    from lbadmin.services.config import config_export, config_import
-
-    document = config_export()
+    document = config.config_export()
     document["layer7"]["virtual_services"] = []
     document["layer4"]["virtual_services"] = []
     document["ssl"]["terminations"] = []
-    config_import(
+    config.config_import(
         actor=actor, document=document, reason=f"pair with {peer} broken: the peer serves them"
     )
-
-
-def standalone_addresses(document: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """(address, device) of the floating addresses this standalone node kept when its pair
-    was broken (none otherwise, or for an address no interface of this node has a subnet for).
-    """
-    from lbadmin.engines.netinfo import NetinfoError, interfaces
-
-    node = HaNode.load()
-    if node.paired or not node.holds_addresses_standalone:
-        return ()
-    try:
-        live = interfaces()
-    except NetinfoError:
-        return ()
-    addresses = {item["ip"] for item in document["layer7"]["virtual_services"]}
-    addresses |= {item["ip"] for item in document["layer4"]["virtual_services"]}
-    held = ((address, interface_for(address, among=live)) for address in sorted(addresses))
-    return tuple((address, device) for address, device in held if device is not None)
 
 
 # --- Configuration sync ------------------------------------------------------------------------
@@ -496,20 +470,6 @@ def running_revision() -> ConfigRevision | None:
         .exclude(document=None)
         .first()
     )
-
-
-def ha_sync_request() -> None:
-    """Queue a push to the slave. It runs on its own queue and worker (settings.CELERY_HA_QUEUE),
-    so a slave that does not answer never delays this node's applies; it is retried while the
-    slave is down. From now until the slave confirms, the pages say "not confirmed since"."""
-    from lbadmin.tasks import ha_sync_task  # tasks import services
-
-    node = HaNode.load()
-    if node.role == HaNode.Role.MASTER:
-        HaNode.objects.filter(pk=node.pk, unconfirmed_since=None).update(
-            unconfirmed_since=timezone.now()
-        )
-        ha_sync_task.delay()
 
 
 def ha_sync_push() -> bool:
@@ -580,8 +540,6 @@ def ha_accept_sync(payload: dict[str, Any], *, source_ip: str | None) -> dict[st
     """The slave's side of a push: import (validated whole, as any import), queue the apply
     through its own pipeline and answer "queued" with the revision (or "refused"). A refused
     document leaves the slave as it was."""
-    from lbadmin.services.config import ImportRejected, config_apply_request, config_import
-
     node = HaNode.load()
     generation = payload.get("generation")
     if type(generation) is not int:
@@ -599,14 +557,15 @@ def ha_accept_sync(payload: dict[str, Any], *, source_ip: str | None) -> dict[st
     except (KeyError, TypeError, AttributeError, InvalidToken, UnicodeError):
         return {"status": "refused", "error": "the pushed configuration is malformed"}
     try:
-        config_import(actor=None, document=document, reason=f"sync from master {node.peer_ip}")
-    except ImportRejected as rejected:
+        reason = f"sync from master {node.peer_ip}"
+        config.config_import(actor=None, document=document, reason=reason)
+    except config.ImportRejected as rejected:
         return {"status": "refused", "error": "; ".join(rejected.problems)[:4000]}
     audit_record(
         action=AuditEntry.Action.HA_SYNCED, source_ip=source_ip, target=f"master {node.peer_ip}"
     )
     HaNode.objects.filter(pk=node.pk).update(synced_generation=generation, synced_at=timezone.now())
-    revision = config_apply_request(actor=None, kind=ConfigRevision.Kind.SYNC)
+    revision = config.config_apply_request(actor=None, kind=ConfigRevision.Kind.SYNC)
     # Answered now: the master follows the apply through the status API (last_sync_outcome).
     return {"status": "queued", "revision": revision.pk}
 
@@ -725,28 +684,6 @@ def pair_state(
     )
 
 
-def floating_addresses() -> list[str]:
-    """The virtual services' addresses: what floats between the nodes."""
-    from lbadmin.models import L4VirtualService, VirtualService
-
-    addresses = set(VirtualService.objects.values_list("ip", flat=True))
-    addresses |= set(L4VirtualService.objects.values_list("ip", flat=True))
-    return sorted(addresses)
-
-
-def holds_floating_addresses() -> bool | None:
-    """Whether this node holds the floating addresses now (None: there are none)."""
-    from lbadmin.engines.netinfo import holds_address
-
-    addresses = floating_addresses()
-    if not addresses:
-        return None
-    try:
-        return holds_address(addresses[0])
-    except (OSError, ValueError):
-        return None
-
-
 # --- Floating addresses: who holds them --------------------------------------------------------
 
 
@@ -754,8 +691,6 @@ def ha_hand_over(*, actor: User | None, source_ip: str | None) -> str:
     """Let the peer take the floating addresses: restart keepalived here, so this node stops
     sending adverts for a moment and the peer becomes master; with nopreempt (the default)
     this node then stays backup. Returns '' or keepalived's error."""
-    from lbadmin.services.daemons import daemon_restart
-
     error = daemon_restart("keepalived")
     audit_record(
         action=AuditEntry.Action.HA_TAKEOVER,
@@ -786,8 +721,6 @@ def ha_take_over(*, actor: User | None, source_ip: str | None) -> str:
 def ha_restart_heartbeat(*, actor: User | None, source_ip: str | None) -> list[str]:
     """Restart keepalived here and, on the master, on the slave too (as the guide says).
     Returns the problems."""
-    from lbadmin.services.daemons import daemon_restart
-
     problems = []
     error = daemon_restart("keepalived")
     if error:
@@ -812,131 +745,4 @@ def ha_restart_heartbeat(*, actor: User | None, source_ip: str | None) -> list[s
 
 # --- Floating addresses: what keepalived is told ----------------------------------------------
 
-MASTER_PRIORITY = 150
-SLAVE_PRIORITY = 100
-
-
-def vrrp_instances(document: dict[str, Any]) -> tuple[VrrpInstance, ...]:
-    """This node's VRRP instance for the virtual services of ``document`` (empty when it is not
-    in a pair): one instance on the interface of the node addresses, adverts unicast between
-    them, carrying every floating address on its own interface; both nodes BACKUP with
-    distinct priorities and, by default, no preemption, so a node that comes back never fights
-    for the addresses. See floating_problems() for addresses that cannot float."""
-    from lbadmin.engines.netinfo import NetinfoError, interfaces
-
-    node = HaNode.load()
-    if not node.paired or not node.local_ip or not node.peer_ip:
-        return ()
-    try:
-        live = interfaces()
-    except NetinfoError:
-        return ()
-    home = interface_for(node.local_ip, among=live)
-    if home is None:
-        return ()
-    floating, _problems = _floating(document, node, live)
-    if not floating:
-        return ()
-    # Both nodes derive the same router id from the pair key they share.
-    vrid = hashlib.sha256(b"lbadmin vrid\0" + pair_key(node)).digest()[0] % 254 + 1
-    settings_ = document.get("ha") or ha_settings_defaults()
-    return (
-        VrrpInstance(
-            name="VI_lbadmin",
-            interface=home,
-            virtual_router_id=vrid,
-            priority=MASTER_PRIORITY if node.role == HaNode.Role.MASTER else SLAVE_PRIORITY,
-            local_ip=node.local_ip,
-            peer_ip=node.peer_ip,
-            addresses=tuple(address for address, _device in floating),
-            devices=tuple(device for _address, device in floating),
-            advert_interval_ms=settings_["advert_interval_ms"],
-            preempt=settings_["preempt"],
-        ),
-    )
-
-
-def floating_problems(document: dict[str, Any]) -> list[str]:
-    """Virtual service addresses that cannot float between the nodes, and why (shown on the
-    HA page: those services are not highly available)."""
-    from lbadmin.engines.netinfo import NetinfoError, interfaces
-
-    node = HaNode.load()
-    if not node.paired:
-        return []
-    try:
-        live = interfaces()
-    except NetinfoError as error:
-        return [f"the interfaces could not be read: {error}"]
-    return _floating(document, node, live)[1]
-
-
-def _floating(
-    document: dict[str, Any], node: HaNode, live: list[Any]
-) -> tuple[list[tuple[str, str]], list[str]]:
-    addresses = {item["ip"] for item in document["layer7"]["virtual_services"]}
-    addresses |= {item["ip"] for item in document["layer4"]["virtual_services"]}
-    family = ":" in (node.local_ip or "")
-    floating, problems = [], []
-    for address in sorted(addresses):
-        if address in (node.local_ip, node.peer_ip):
-            problems.append(f"{address} is a node's own address: it cannot float")
-        elif (":" in address) != family:
-            problems.append(f"{address}: the pair's addresses are of the other IP family")
-        else:
-            device = interface_for(address, among=live)
-            if device is None:
-                problems.append(f"{address}: no interface of this node has a subnet holding it")
-            else:
-                floating.append((address, device))
-    return floating, problems
-
-
-def floating_binds_allow() -> None:
-    """On a node in a pair, let HAProxy and stunnel bind floating addresses this node does not
-    hold yet (net.ipv4/ipv6.ip_nonlocal_bind in its network namespace): the BACKUP must be
-    ready to serve the moment keepalived moves them. Nothing changes on a standalone node."""
-    from lbadmin.engines.netinfo import set_nonlocal_bind
-
-    if HaNode.load().paired:
-        set_nonlocal_bind(True)
-
-
 # --- HA settings (replicated) -------------------------------------------------------------------
-
-_SETTINGS_KEYS = ("advert_interval_ms", "preempt")
-
-
-def ha_settings_defaults() -> dict[str, Any]:
-    return {name: HaSettings._meta.get_field(name).default for name in _SETTINGS_KEYS}
-
-
-def ha_settings_export() -> dict[str, Any]:
-    settings_ = HaSettings.load()
-    return {name: getattr(settings_, name) for name in _SETTINGS_KEYS}
-
-
-def ha_settings_import(item: Any) -> list[str]:
-    """Problems with the document's HA settings; saves them when there are none."""
-    from lbadmin.forms.ha import HaSettingsForm
-    from lbadmin.services.document_forms import form_data, form_problems
-
-    problems: list[str] = []
-    data = form_data(item, set(_SETTINGS_KEYS), "ha", problems)
-    form = HaSettingsForm(data)
-    if not form.is_valid():
-        return problems + form_problems("ha", form)
-    if not problems:
-        HaSettings.objects.update_or_create(pk=1, defaults=form.values())
-    return problems
-
-
-@transaction.atomic
-def ha_settings_update(*, actor: User | None, values: dict[str, Any]) -> None:
-    from lbadmin.services.changes import KEEPALIVED, config_changed
-
-    HaSettings.objects.update_or_create(pk=1, defaults=values)
-    audit_record(
-        action=AuditEntry.Action.CONFIG_UPDATED, actor=actor, target="HA settings", detail=values
-    )
-    config_changed((KEEPALIVED,))

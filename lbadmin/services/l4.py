@@ -5,6 +5,10 @@ from typing import Any
 
 from django.db import transaction
 
+from lbadmin.forms.l4 import (  # checks imported documents, until issue 19 part 1
+    L4RealServerForm,
+    L4VirtualServiceForm,
+)
 from lbadmin.models import AuditEntry, L4RealServer, L4VirtualService, User
 from lbadmin.render.snapshot import AdminState, KeepalivedSnapshot
 from lbadmin.render.snapshot import L4RealServer as L4RealServerSnapshot
@@ -143,8 +147,6 @@ def keepalived_snapshot(document: dict[str, Any], states: AdminStates) -> Keepal
 def l4_import(items: list[Any], kept_states: AdminStates) -> list[str]:
     """Re-create the Layer 4 services of an imported document through the WebUI's forms;
     returns the problems. Drain/halt set on System Overview survive (as for Layer 7)."""
-    from lbadmin.forms.l4 import L4RealServerForm, L4VirtualServiceForm  # forms use services
-
     problems: list[str] = []
     for index, item in enumerate(items):
         where = f"layer4.virtual_services[{index}]"

@@ -4,7 +4,7 @@ Celery workers, management commands), held as flock()s on files in the run direc
 from contextlib import AbstractContextManager
 
 from lbadmin.engines.files import file_lock
-from lbadmin.services.daemons import runtime_layout
+from lbadmin.services.layout import runtime_layout
 
 
 def node_lock(name: str, timeout: float = 300.0) -> AbstractContextManager[None]:

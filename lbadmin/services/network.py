@@ -32,6 +32,7 @@ import ipaddress
 from datetime import timedelta
 from typing import Any
 
+from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -52,7 +53,9 @@ from lbadmin.models import (
     StaticRoute,
     User,
 )
+from lbadmin.services import jobs
 from lbadmin.services.audit import audit_record
+from lbadmin.services.ha_node import floating_addresses
 from lbadmin.services.locks import node_lock
 
 # How long a page waits for the node's worker to make a change; a change the worker has not
@@ -296,7 +299,7 @@ def _problems(edit: NetworkEdit, desired: NetworkConfig, record: NetworkConfig |
         problems = netconfig.validate_against_live(present, previous=record, netns=_netns())
     except netinfo.NetinfoError as error:
         problems = [f"the live network cannot be read: {error}"]
-    floating = set(_floating_ips())
+    floating = set(floating_addresses())
     for i, item in enumerate(present.interfaces):
         for j, address in enumerate(item.addresses):
             if address.split("/")[0] in floating:
@@ -313,12 +316,6 @@ def _live_names() -> list[str]:
         return [link.name for link in netinfo.links(_netns())]
     except netinfo.NetinfoError:
         return []
-
-
-def _floating_ips() -> list[str]:
-    from lbadmin.services.ha import floating_addresses  # ha imports much; only here
-
-    return floating_addresses()
 
 
 def _present(config: NetworkConfig, live_names: list[str]) -> tuple[NetworkConfig, list[str]]:
@@ -403,21 +400,16 @@ def network_change(
     """Have the node's worker make ``edit`` and wait for it. Returns True when the
     administrator must confirm it (it touches their own connection). NetworkRefused lists why
     nothing changed (each problem with its form field)."""
-    from celery.exceptions import TimeoutError as CeleryTimeout
-
-    from lbadmin.tasks import network_apply_task  # tasks import services
-
     _require_managed()
     state = HostSettings.load()
     _problems(edit, edit.applied_to(configured_network()), _from_json(state.applied))
-    task = network_apply_task.apply_async(
-        kwargs={
-            "edit": edit.to_json(),
-            "client_address": client_address,
-            "host_address": host_address,
-            "actor_id": actor.pk if actor else None,
-            "source_ip": source_ip,
-        },
+    task = jobs.enqueue(
+        "network_apply_task",
+        edit=edit.to_json(),
+        client_address=client_address,
+        host_address=host_address,
+        actor_id=actor.pk if actor else None,
+        source_ip=source_ip,
         expires=APPLY_WAIT_S,
     )
     try:
@@ -482,7 +474,7 @@ def _edit_locked(
         current, desired, _session_interfaces(client_address, host_address)
     )
     result = netconfig.apply_network(
-        present, previous=record, netns=_netns(), keep_out=_floating_ips()
+        present, previous=record, netns=_netns(), keep_out=floating_addresses()
     )
     if not result.ok:
         raise NetworkRefused([result.error or "the change failed"])
@@ -509,7 +501,7 @@ def _edit_locked(
             previous=present,
             netns=_netns(),
             baseline=snapshot,
-            keep_out=_floating_ips(),
+            keep_out=floating_addresses(),
         )
         raise
     return {"ok": True, "problems": [], "fields": [], "confirm": confirm}
@@ -609,7 +601,7 @@ def network_revert_if_unconfirmed(*, now: bool = False) -> bool:
             target, missing = _present(target, live_names)
             result = netconfig.apply_network(
                 target, previous=record, netns=_netns(), baseline=snapshot,
-                keep_out=_floating_ips(),
+                keep_out=floating_addresses(),
             )  # fmt: skip
             ok, error_text = result.ok, result.error or ""
             if ok:
@@ -717,7 +709,7 @@ def network_reapply() -> str:
             return ""
         present, missing = _present(desired, _live_names())
         result = netconfig.apply_network(
-            present, previous=record, netns=_netns(), keep_out=_floating_ips()
+            present, previous=record, netns=_netns(), keep_out=floating_addresses()
         )
         if result.ok:
             state.applied = _as_json(present)

@@ -21,6 +21,7 @@ from lbadmin.engines.haproxy_runtime import (
 from lbadmin.models import AuditEntry, RealServer, User, VirtualService
 from lbadmin.render.haproxy import FALLBACK_SERVER
 from lbadmin.render.snapshot import AdminState
+from lbadmin.services import jobs
 from lbadmin.services.audit import audit_record
 from lbadmin.services.daemons import daemon_controllers
 
@@ -172,14 +173,12 @@ def realserver_drain_then_halt(
 ) -> str:
     """Drain now; the worker halts the server once it has no connections left, or when the
     timeout passes — the guide's two-step maintenance without anyone watching the counter."""
-    from lbadmin.tasks import drain_then_halt_task  # tasks import services
-
     warning = realserver_set_state(
         actor=actor, server=server, state=AdminState.DRAIN, source_ip=source_ip
     )
     server.halt_after = timezone.now() + timeout
     RealServer.objects.filter(pk=server.pk).update(halt_after=server.halt_after)
-    transaction.on_commit(lambda: drain_then_halt_task.apply_async((server.pk,), countdown=0.5))
+    transaction.on_commit(lambda: jobs.enqueue("drain_then_halt_task", server.pk, countdown=0.5))
     return warning
 
 

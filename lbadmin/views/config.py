@@ -8,6 +8,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from lbadmin.models import AuditEntry, ConfigRevision, ConfigState
+from lbadmin.services import jobs
 from lbadmin.services.audit import audit_record
 from lbadmin.services.config import (
     config_apply_request,
@@ -122,14 +123,12 @@ _RESTARTABLE = {"haproxy": "HAProxy", "stunnel": "Stunnel"}
 @require_POST
 def restart_daemon(request: HttpRequest, name: str) -> HttpResponse:
     """Restart HAProxy or stunnel: stop (dropping every connection), then start again."""
-    from lbadmin.tasks import daemon_restart_task
-
     shown = _RESTARTABLE[name]  # the URLconf passes only these names
     if ConfigState.load().pending:
         # As on the appliance, a restart runs the saved configuration: apply it first. The
         # node's worker takes tasks one at a time, in order, so the restart follows the apply.
         config_apply_request(actor=request.user)
-    error = daemon_restart_task.delay(name).get(timeout=120)
+    error = jobs.enqueue("daemon_restart_task", name).get(timeout=120)
     audit_record(
         action=AuditEntry.Action.SERVICE_RESTARTED,
         actor=request.user,

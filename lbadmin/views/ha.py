@@ -7,7 +7,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from lbadmin.forms.ha import HaSettingsForm, PairForm
 from lbadmin.models import HaNode, HaSettings
-from lbadmin.services import ha
+from lbadmin.services import ha, ha_node
 from lbadmin.services.audit import request_source_ip
 from lbadmin.services.config import config_export
 
@@ -81,7 +81,7 @@ def page(request: HttpRequest) -> HttpResponse:
         )
         if node.paired
         else None,
-        "not_floating": ha.floating_problems(config_export()) if node.paired else [],
+        "not_floating": ha_node.floating_problems(config_export()) if node.paired else [],
     }
     return render(request, "lbadmin/ha/page.html", context)
 
@@ -97,7 +97,7 @@ def action(request: HttpRequest, name: str) -> HttpResponse:
             return redirect("lbadmin:ha")
         form = HaSettingsForm(request.POST)
         if form.is_valid():
-            ha.ha_settings_update(actor=request.user, values=form.values())
+            ha_node.ha_settings_update(actor=request.user, values=form.values())
             messages.success(request, "HA settings saved: they take effect with the next apply.")
         else:
             for field, errors in form.errors.items():
@@ -108,7 +108,7 @@ def action(request: HttpRequest, name: str) -> HttpResponse:
         if node.role != HaNode.Role.MASTER:
             messages.error(request, "Only the master pushes its configuration.")
         else:
-            ha.ha_sync_request()
+            ha_node.ha_sync_request()
             messages.info(request, f"Pushing the configuration to {node.peer_ip}.")
     elif name == "restart-heartbeat":
         problems = ha.ha_restart_heartbeat(actor=request.user, source_ip=source_ip)

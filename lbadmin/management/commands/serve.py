@@ -9,6 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from lbadmin.engines.daemons import DaemonError, missing_binaries
 from lbadmin.services.daemons import daemon_revive, daemons_start
@@ -91,8 +92,6 @@ class Command(BaseCommand):
         try:
             said = network_watch()
         except Exception as error:  # the database restarting, say: try again next time
-            from django.db import connection
-
             connection.close()
             said = f"The network confirmation timer could not check: {error}"
         if said:
