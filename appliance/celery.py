@@ -32,7 +32,7 @@ def _network_revert_when_due(**kwargs: object) -> None:
     # Imported here: this module loads before Django is set up (appliance/__init__.py).
     from django.db import connection
 
-    from lbadmin.services.network import network_revert_if_unconfirmed
+    from lbadmin.services.network_revert import network_revert_if_unconfirmed
 
     try:
         network_revert_if_unconfirmed()

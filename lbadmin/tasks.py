@@ -61,7 +61,7 @@ def ha_sync_task(self) -> bool:
 
 @shared_task
 def network_apply_task(**change: object) -> dict:
-    """Make one Local Configuration change on this node (services.network.NetworkEdit)."""
+    """Make one Local Configuration change on this node (services.network_edit.NetworkEdit)."""
     return network_edit_apply(**change)  # type: ignore[arg-type]
 
 

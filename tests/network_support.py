@@ -38,7 +38,7 @@ from appliance.celery import app
 from lbadmin.engines.files import file_lock
 from lbadmin.models import HostSettings, NetworkAddress, StaticRoute
 from lbadmin.services import network
-from lbadmin.services.network import NetworkEdit
+from lbadmin.services.network_edit import NetworkEdit
 from lbadmin.tasks import network_apply_task
 from tests.ha_support import wait_for
 

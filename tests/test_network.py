@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from appliance.celery import app
 from lbadmin.models import HostSettings, NetworkAddress, StaticRoute
-from lbadmin.services import network
+from lbadmin.services import network, network_revert
 
 pytestmark = pytest.mark.django_db
 NETNS = "lbnet-test"
@@ -114,7 +114,7 @@ def test_a_restart_gets_the_configuration_back(netns, admin) -> None:
     # A reboot: the kernel forgets everything the appliance set.
     subprocess.run(["ip", "-n", NETNS, "addr", "flush", "dev", NIC], check=True)
     assert addresses() == set() and routes() == set()
-    assert network.network_reapply() == ""
+    assert network_revert.network_reapply() == ""
     assert addresses() == {"198.51.100.1/24"}
     assert routes() == {("203.0.113.0/24", "198.51.100.2")}
 
@@ -163,10 +163,10 @@ def test_the_confirmation_timer_runs_out(netns, admin, settings) -> None:
     add_address(admin, "192.0.2.1/24")
     add_route(admin, "default", "192.0.2.254")
     assert routes() == {("default", "192.0.2.254")}
-    assert network.network_watch() == ""  # not yet
+    assert network_revert.network_watch() == ""  # not yet
     time.sleep(1.2)
     # What the supervisor (serve) runs every half second.
-    assert "undone" in network.network_watch()
+    assert "undone" in network_revert.network_watch()
     assert routes() == set() and not StaticRoute.objects.exists()
 
 
@@ -187,16 +187,16 @@ def test_an_unconfirmed_change_is_reverted(netns, admin) -> None:
     assert state.confirm_until is not None  # a route: it may cut the administrator off
     page = admin.get("/lbadmin/local/routing/").content.decode()
     assert 'id="network-keep"' in page
-    assert network.network_revert_if_unconfirmed() is False  # not yet
+    assert network_revert.network_revert_if_unconfirmed() is False  # not yet
     HostSettings.objects.update(confirm_until=timezone.now() - timedelta(seconds=1))
-    assert network.network_revert_if_unconfirmed() is True
+    assert network_revert.network_revert_if_unconfirmed() is True
     assert routes() == set() and not StaticRoute.objects.exists()
     assert addresses() == {"192.0.2.1/24"}  # what was confirmed before stays
 
     add_route(admin, "default", "192.0.2.254")
     assert network.network_confirm(actor=None, source_ip=None)
     assert HostSettings.load().confirm_until is None
-    assert network.network_revert_if_unconfirmed() is False  # confirmed: kept
+    assert network_revert.network_revert_if_unconfirmed() is False  # confirmed: kept
     assert routes() == {("default", "192.0.2.254")}
 
 

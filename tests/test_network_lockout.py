@@ -20,7 +20,9 @@ from django.utils import timezone
 
 from appliance.celery import app
 from lbadmin.models import HostSettings, NetworkAddress, NetworkInterface, StaticRoute
-from lbadmin.services import network
+from lbadmin.services import network, network_revert
+from lbadmin.services.network_edit import NetworkEdit
+from lbadmin.services.network_state import NetworkRefused
 
 pytestmark = pytest.mark.django_db
 NODE, CLIENT = "lblo-node", "lblo-client"
@@ -123,7 +125,7 @@ def time_is_up() -> str:
     """The deadline passes; the supervisor's timer runs (what serve does every half second)."""
     pending = HostSettings.objects.filter(confirm_until__isnull=False)
     assert pending.update(confirm_until=timezone.now() - timedelta(seconds=1)) == 1
-    return network.network_watch()
+    return network_revert.network_watch()
 
 
 def confirm() -> None:
@@ -178,7 +180,7 @@ def test_the_node_start_restores_the_confirmed_configuration(node, admin) -> Non
     add_address(admin, "203.0.113.1/24")
     add_route(admin, "198.51.100.0/24", "203.0.113.254")
     assert ("198.51.100.0/24", "203.0.113.254", "static", 0) in routes()
-    assert network.network_reapply() == ""
+    assert network_revert.network_reapply() == ""
     assert ("198.51.100.0/24", "203.0.113.254", "static", 0) not in routes()
     assert not StaticRoute.objects.exists()
     assert addresses(SECOND) == ["203.0.113.1/24"]  # confirmed (applied at once) before
@@ -193,7 +195,7 @@ def test_a_missing_interface_at_boot_leaves_the_others_configured(node, admin) -
     add_address(admin, "203.0.113.1/24")
     ip("link", "del", SECOND)  # gone at the next boot
     ip("link", "set", MGMT, "mtu", "1500")  # what a reboot forgets
-    assert "lbs0 is missing" in network.network_reapply()
+    assert "lbs0 is missing" in network_revert.network_reapply()
     assert link(MGMT) == (True, 1400)
     for url in ("/lbadmin/", "/lbadmin/local/network/"):
         page = admin.get(url, follow=True).content.decode()
@@ -298,7 +300,7 @@ def test_the_primary_address_survives_a_reboot(node, admin) -> None:
     add_address(admin, "203.0.113.9/24")
     add_address(admin, "203.0.113.10/24")
     ip("addr", "flush", "dev", SECOND)
-    network.network_reapply()
+    network_revert.network_reapply()
     assert addresses(SECOND) == ["203.0.113.9/24", "203.0.113.10/24"]
 
 
@@ -332,7 +334,7 @@ def worker(node, server_env, tmp_path_factory, monkeypatch) -> Iterator[subproce
 def _in_thread(function, results: list, index: int) -> None:
     try:
         results[index] = function()
-    except network.NetworkRefused as refused:
+    except NetworkRefused as refused:
         results[index] = refused
     finally:
         connection.close()
@@ -344,8 +346,8 @@ def test_two_sessions_never_both_told_applied(worker, admin_user) -> None:
     """Item 8: two changes valid alone but overlapping together, submitted at once: one is
     applied and stored, the other refused at its field; what is stored is what is live."""
     edits = [
-        network.NetworkEdit("address-add", interface=SECOND, address="203.0.113.1/24"),
-        network.NetworkEdit("address-add", interface=MGMT, address="203.0.113.2/25"),
+        NetworkEdit("address-add", interface=SECOND, address="203.0.113.1/24"),
+        NetworkEdit("address-add", interface=MGMT, address="203.0.113.2/25"),
     ]
     results: list[object] = [None, None]
     threads = [
@@ -369,7 +371,7 @@ def test_two_sessions_never_both_told_applied(worker, admin_user) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    refused = [r for r in results if isinstance(r, network.NetworkRefused)]
+    refused = [r for r in results if isinstance(r, NetworkRefused)]
     applied = [r for r in results if isinstance(r, bool)]
     assert len(refused) == 1 and len(applied) == 1, results
     assert refused[0].fields == ["address"] and "overlaps" in refused[0].problems[0]
@@ -416,9 +418,9 @@ def test_a_worker_too_slow_leaves_stored_and_live_the_same(
     from lbadmin.services.locks import node_lock
 
     monkeypatch.setattr(network, "APPLY_WAIT_S", 2)
-    edit = network.NetworkEdit("address-add", interface=SECOND, address="203.0.113.1/24")
+    edit = NetworkEdit("address-add", interface=SECOND, address="203.0.113.1/24")
     blocker = node_lock("network", timeout=5) if where == "before it starts" else _records_held()
-    with blocker, pytest.raises(network.NetworkRefused, match="did not answer"):
+    with blocker, pytest.raises(NetworkRefused, match="did not answer"):
         network.network_change(
             actor=None, edit=edit, client_address=None, host_address=None, source_ip=None
         )

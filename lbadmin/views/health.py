@@ -5,7 +5,7 @@ from django.views.decorators.http import require_GET
 
 from lbadmin.services.daemons import daemons_status
 from lbadmin.services.ha import ha_pair_state
-from lbadmin.services.network import network_problem
+from lbadmin.services.network_state import network_problem
 
 
 @login_not_required  # read by monitoring and container health checks; reveals only up/down

@@ -1,5 +1,6 @@
 """Local Configuration: Network Interface Configuration, Routing, Hostname & DNS."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
@@ -10,8 +11,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from lbadmin.engines import netconfig
 from lbadmin.forms.network import AddressForm, IdentityForm, InterfaceForm, RouteForm
 from lbadmin.models import HostSettings, NetworkAddress, StaticRoute
-from lbadmin.services import network
+from lbadmin.services import network, network_state
 from lbadmin.services.audit import request_source_ip
+from lbadmin.services.network_edit import NetworkEdit
+from lbadmin.services.network_state import NetworkRefused
 
 
 def _host_address(request: HttpRequest) -> str:
@@ -23,17 +26,17 @@ def _host_address(request: HttpRequest) -> str:
 
 
 def _context(request: HttpRequest, **extra: object) -> dict:
-    live, interfaces, error = network.live_network()
+    live, interfaces, error = network_state.live_network()
     state = HostSettings.load()
     waiting = state.confirm_until and state.confirm_until > timezone.now()
     return {
-        "off_reason": network.management_off_reason(),
+        "off_reason": network_state.management_off_reason(),
         "network_problem": state.network_problem,
         "live": live,
         "live_interfaces": interfaces,
         "live_error": error,
         "live_names": [i.name for i in interfaces if i.name != "lo"],
-        "configured": network.configured_network(),
+        "configured": network_state.configured_network(),
         "confirm_seconds": int((state.confirm_until - timezone.now()).total_seconds())
         if waiting
         else None,
@@ -41,7 +44,7 @@ def _context(request: HttpRequest, **extra: object) -> dict:
     }
 
 
-def _change(request: HttpRequest, edit: network.NetworkEdit, form: Form | None = None) -> bool:
+def _change(request: HttpRequest, edit: NetworkEdit, form: Form | None = None) -> bool:
     """Have the node make ``edit``; problems go to ``form``'s fields where they belong."""
     try:
         confirm = network.network_change(
@@ -51,7 +54,7 @@ def _change(request: HttpRequest, edit: network.NetworkEdit, form: Form | None =
             host_address=_host_address(request),
             source_ip=request_source_ip(request),
         )
-    except network.NetworkRefused as refused:
+    except NetworkRefused as refused:
         for problem, field in zip(refused.problems, refused.fields, strict=True):
             if form is not None and field in form.fields:
                 form.add_error(field, problem.split(": ", 1)[-1])
@@ -64,7 +67,7 @@ def _change(request: HttpRequest, edit: network.NetworkEdit, form: Form | None =
         messages.warning(
             request,
             "This change touches your own connection: confirm it within "
-            f"{network.settings.LBADMIN_NETWORK_CONFIRM_SECONDS} s from the new settings, "
+            f"{settings.LBADMIN_NETWORK_CONFIRM_SECONDS} s from the new settings, "
             "or the previous ones come back.",
         )
     else:
@@ -85,14 +88,12 @@ def interfaces(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("form") == "address" and address_form.is_valid():
             data = address_form.cleaned_data
-            edit = network.NetworkEdit(
-                "address-add", interface=data["interface"], address=data["address"]
-            )
+            edit = NetworkEdit("address-add", interface=data["interface"], address=data["address"])
             if _change(request, edit, address_form):
                 return redirect("lbadmin:network_interfaces")
         elif request.POST.get("form") == "interface" and interface_form.is_valid():
             data = interface_form.cleaned_data
-            edit = network.NetworkEdit(
+            edit = NetworkEdit(
                 "interface-set", interface=data["interface"], up=data["up"], mtu=data["mtu"]
             )
             if _change(request, edit, interface_form):
@@ -109,7 +110,7 @@ def interfaces(request: HttpRequest) -> HttpResponse:
 def address_delete(request: HttpRequest, pk: int) -> HttpResponse:
     address = NetworkAddress.objects.filter(pk=pk).select_related("interface").first()
     if address is not None:
-        edit = network.NetworkEdit(
+        edit = NetworkEdit(
             "address-remove", interface=address.interface.name, address=address.address
         )
         _change(request, edit)
@@ -122,7 +123,7 @@ def routing(request: HttpRequest) -> HttpResponse:
     form = RouteForm(request.POST or None, live_names=context["live_names"])
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        edit = network.NetworkEdit(
+        edit = NetworkEdit(
             "route-add",
             destination=data["destination"],
             gateway=data["gateway"],
@@ -140,7 +141,7 @@ def routing(request: HttpRequest) -> HttpResponse:
 def route_delete(request: HttpRequest, pk: int) -> HttpResponse:
     route = StaticRoute.objects.filter(pk=pk).first()
     if route is not None:
-        _change(request, network.NetworkEdit("route-remove", destination=route.destination))
+        _change(request, NetworkEdit("route-remove", destination=route.destination))
     return redirect("lbadmin:network_routing")
 
 
@@ -156,7 +157,7 @@ def confirm(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def identity(request: HttpRequest) -> HttpResponse:
     state = HostSettings.load()
-    live = netconfig.read_identity(etc_dir=network.settings.LBADMIN_ETC_DIR)
+    live = netconfig.read_identity(etc_dir=settings.LBADMIN_ETC_DIR)
     form = IdentityForm(
         request.POST or None,
         initial={
@@ -172,7 +173,7 @@ def identity(request: HttpRequest) -> HttpResponse:
                 source_ip=request_source_ip(request),
                 **form.cleaned_data,
             )
-        except network.NetworkRefused as refused:
+        except NetworkRefused as refused:
             for problem in refused.problems:
                 field, _, message = problem.partition(": ")
                 name = field.split("[")[0]
@@ -186,7 +187,7 @@ def identity(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "live": live,
-            "off_reason": network.management_off_reason(),
+            "off_reason": network_state.management_off_reason(),
             "network_problem": state.network_problem,
         },
     )

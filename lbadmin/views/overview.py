@@ -16,7 +16,7 @@ from lbadmin.render.snapshot import AdminState
 from lbadmin.services.audit import request_source_ip
 from lbadmin.services.certificates import certificates_expiring
 from lbadmin.services.ha import ha_pair_state
-from lbadmin.services.network import network_problem
+from lbadmin.services.network_state import network_problem
 from lbadmin.services.overview import overview, realserver_drain_then_halt, realserver_set_state
 from lbadmin.services.overview_l4 import StateRefused, l4server_set_state, layer4_overview
 

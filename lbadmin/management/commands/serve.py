@@ -13,7 +13,8 @@ from django.db import connection
 
 from lbadmin.engines.daemons import DaemonError, missing_binaries
 from lbadmin.services.daemons import daemon_revive, daemons_start
-from lbadmin.services.network import management_off_reason, network_reapply, network_watch
+from lbadmin.services.network_revert import network_reapply, network_watch
+from lbadmin.services.network_state import management_off_reason
 from lbadmin.services.overview import admin_states_reassert
 
 COMPONENTS = ("daemons", "web", "worker")
