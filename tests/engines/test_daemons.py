@@ -8,6 +8,7 @@ layout fixture (tests/engines/conftest.py) SIGKILLs and reports anything left.
 """
 
 import os
+import re
 import signal
 import socket
 from collections.abc import Iterator
@@ -111,9 +112,10 @@ def stunnel_config(
 def test_cli_commands_must_be_single_commands(layout: RuntimeLayout) -> None:
     control = HaproxyControl(layout)
     for bad in ("show proc\nreload", "show info; show stat", "show info\r", "reload\0"):
-        with pytest.raises(ValueError):
+        refusal = re.escape(f"HAProxy CLI command must be a single command: {bad!r}")
+        with pytest.raises(ValueError, match=refusal):
             control.master_command(bad)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=refusal):
             control.runtime_command(bad)
 
 
