@@ -728,7 +728,7 @@ def test_read_network_keeps_what_the_appliance_configures(recorded) -> None:
 )
 def test_unreadable_route_output_raises(routes: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(netinfo, "run_ip", lambda netns, *args: routes)
-    with pytest.raises(netinfo.NetinfoError):
+    with pytest.raises(netinfo.NetinfoError, match=r"^cannot read the output of ip -j -4 route: "):
         netinfo.routes()
 
 
