@@ -62,6 +62,9 @@ def test_a_refused_item_changes_nothing(two_services) -> None:
         config_merge(
             actor=None, reason="test", remove={"layer7": ["Replaced"]}, add={"layer7": [bad]}
         )
-    assert any("real_servers[0]" in problem for problem in rejected.value.problems)
+    assert rejected.value.problems == [
+        "virtual_services[0].real_servers[0].ip: “127.0.0.2; reboot” is not an IPv4 or IPv6 "
+        "address."
+    ]
     assert config_export() == before and ConfigState.load().generation == generation
     assert RealServer.objects.count() == 2

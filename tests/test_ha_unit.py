@@ -217,7 +217,7 @@ def test_a_refused_push_leaves_the_slave_as_it_was() -> None:
 
 def test_heartbeat_settings_are_validated_replicated_and_rendered(admin) -> None:
     from lbadmin.models import HaSettings
-    from lbadmin.services.config import config_import, keepalived_text
+    from lbadmin.services.config import ImportRejected, config_import, keepalived_text
 
     url = "/lbadmin/cluster/ha/settings/"
     for bad in ("5", "105", "100\n", "50000"):
@@ -242,7 +242,10 @@ def test_heartbeat_settings_are_validated_replicated_and_rendered(admin) -> None
 
     bad = config_export()
     bad["ha"]["advert_interval_ms"] = 7
-    with pytest.raises(Exception, match=r"ha\.advert_interval"):
+    refusal = (
+        r"^ha\.advert_interval: The heartbeat interval must be a whole number from 10 to 40950\.$"
+    )
+    with pytest.raises(ImportRejected, match=refusal):
         config_import(actor=None, document=bad)
 
 

@@ -1,6 +1,8 @@
 """Every Layer 7 field against hostile input: each value is refused with a message next to its
 field, nothing is saved, and the configuration is not marked changed."""
 
+import html
+
 import pytest
 
 from lbadmin.models import ConfigState, L7Settings, RealServer, VirtualService
@@ -41,31 +43,106 @@ SINGLE_PORTS = ["0", "65536", "50 61", "+5061", "５０６１", "5061\n", "0x13c
 COOKIES = ["MS WSMAN", "a;b", "a=b", 'a"b', "a'b", "a#b", "${X}", "%[src]", "a\nb", "é", "a,b"]
 DURATIONS = ["30 m", "30min", "-1", "0", "99999999999", "2d", "30m\n", "1.5s", "%[x]", "", "25h"]
 WEIGHTS = ["257", "-1", "1.5", "abc", " 100", "100 ", "", "1e2", "１００"]
-MANUAL = [
-    "listen evil\n    bind :1",
+QUOTE = "contains a quote, a backslash, a backtick or $ (not allowed in manual lines)."
+READS = "which reads files, opens sockets or runs programs."
+SECTION = "section: manual lines must stay inside this service."
+# Each hostile manual text and why it is refused.
+MANUAL = {
+    "listen evil\n    bind :1": f"Line 1 starts a new “listen” {SECTION}",
     # HAProxy unquotes and unescapes before it reads a section keyword (found in review).
-    '"program" x\ncommand /bin/sh -c "id > /tmp/pwn"',
-    "'global'\ninsecure-fork-wanted",
-    "\\x6cisten evil",
-    'http-request set-header X-Leak "${DJANGO_SECRET_KEY}"',
-    "http-request return status 200 file /etc/shadow",
-    "errorfile 503 /etc/shadow",
-    "balance roundrobin\nstats enable",
-    "balance roundrobin\nglobal\n    stats socket /tmp/x level admin",
-    "backend other",
-    "  frontend f",
-    ".if 1",
-    ".endif",
-    "option httplog\x00",
-    "option httplog\x1b",
-    "",
+    '"program" x\ncommand /bin/sh -c "id > /tmp/pwn"': f"Line 1 {QUOTE}",
+    "'global'\ninsecure-fork-wanted": f"Line 1 {QUOTE}",
+    "\\x6cisten evil": f"Line 1 {QUOTE}",
+    'http-request set-header X-Leak "${DJANGO_SECRET_KEY}"': f"Line 1 {QUOTE}",
+    "http-request return status 200 file /etc/shadow": f"Line 1 uses “file”, {READS}",
+    "errorfile 503 /etc/shadow": f"Line 1 uses “errorfile”, {READS}",
+    "balance roundrobin\nstats enable": f"Line 2 uses “stats”, {READS}",
+    "balance roundrobin\nglobal\n    stats socket /tmp/x level admin": (
+        f"Line 2 starts a new “global” {SECTION}"
+    ),
+    "backend other": f"Line 1 starts a new “backend” {SECTION}",
+    "  frontend f": f"Line 1 starts a new “frontend” {SECTION}",
+    ".if 1": "Line 1 is a conditional block or directive (“.if”), not allowed here.",
+    ".endif": "Line 1 is a conditional block or directive (“.endif”), not allowed here.",
+    "option httplog\x00": "Null characters are not allowed.",
+    "option httplog\x1b": "Line 1 contains a control character.",
+    "": "Enter the HAProxy lines for this service.",
     # Lines that reach files, sockets or programs (security review; the whole table is in
     # tests/test_manual_lines_security.py).
-    "acl a src -f /var/lib/lbadmin/secrets/certificates.key",
-    "http-request set-header X %[src,map_ip(/etc/shadow)]",
-    "filter spoe engine x config /etc/shadow",
-    "bind unix@/etc/passwd mode 666",
-]
+    "acl a src -f /var/lib/lbadmin/secrets/certificates.key": f"Line 1 uses “-f”, {READS}",
+    "http-request set-header X %[src,map_ip(/etc/shadow)]": (
+        "Line 1 uses “map_ip(…)”, which is not an allowed sample fetch or converter."
+    ),
+    "filter spoe engine x config /etc/shadow": f"Line 1 uses “filter”, {READS}",
+    "bind unix@/etc/passwd mode 666": (
+        "Line 1 uses “unix@/etc/passwd”: address prefixes such as unix@ or abns@ are not allowed."
+    ),
+}
+
+# Why each hostile value is refused, by field: {value: reason}; None stands for every other
+# value of that field's list.
+REQUIRED = "This field is required."
+NULL = "Null characters are not allowed."
+NOT_AN_IP = "is not an IPv4 or IPv6 address."
+NOT_A_PORT = "is not a port: use a whole number from 1 to 65535."
+NOT_A_DURATION = (
+    "is not a duration: use milliseconds (1800000) or a number with ms, s, m or h (30m)."
+)
+NOT_A_CHOICE = "is not one of the available choices."
+IP_REASONS = {
+    "0.0.0.0": "Use a unicast address, not a multicast or 0.0.0.0/::.",
+    "::": "Use a unicast address, not a multicast or 0.0.0.0/::.",
+    "224.0.0.1": "Use a unicast address, not a multicast or 0.0.0.0/::.",
+    "fe80::1": "IPv6 link-local addresses are not supported.",
+    "::1%eth0": "Scoped IPv6 addresses are not supported.",
+    "1.2.3.4\x00": NULL,
+    None: NOT_AN_IP,
+}
+TIMEOUT_REASONS = {
+    "": REQUIRED,
+    "0": "Use a duration from 1ms to 24h.",
+    "25h": "Use a duration from 1ms to 24h.",
+    None: NOT_A_DURATION,
+}
+REASONS: dict[str, dict[str | None, str]] = {
+    "label": {
+        "": REQUIRED,
+        "we\x00b": NULL,
+        None: "Use 1 to 64 characters: letters, digits and _ . : - only.",
+    },
+    "ip": {**IP_REASONS, "": REQUIRED},
+    "fallback_ip": IP_REASONS,
+    "ports": {
+        "": REQUIRED,
+        "80,80": "A port is listed twice.",
+        PORT_LISTS[-1]: "At most 64 ports per virtual service.",
+        None: NOT_A_PORT,
+    },
+    "check_port": {None: NOT_A_PORT},
+    "fallback_port": {None: NOT_A_PORT},
+    "port": {None: NOT_A_PORT},
+    "cookie_name": {None: "Use 1 to 64 characters: letters, digits and ! & * + - . ^ _ | ~ only."},
+    "persistence_timeout": {
+        "": REQUIRED,
+        "0": "Use a duration from 1s to 24h.",
+        "25h": "Use a duration from 1s to 24h.",
+        None: NOT_A_DURATION,
+    },
+    "check_interval": {
+        "": REQUIRED,
+        **{v: "Use a duration from 100ms to 1h." for v in ("0", "25h", "50ms", "2h")},
+        None: NOT_A_DURATION,
+    },
+    **{
+        field: {"": REQUIRED, None: NOT_A_CHOICE}
+        for field in ("protocol", "balance", "persistence", "health_check")
+    },
+    "weight": {"": REQUIRED, None: "Weight must be a whole number from 0 to 256."},
+    "connect_timeout": TIMEOUT_REASONS,
+    "client_timeout": TIMEOUT_REASONS,
+    "server_timeout": TIMEOUT_REASONS,
+    "manual_text": MANUAL,
+}
 
 SERVICE = {
     "label": "FrontEndPool",
@@ -119,6 +196,10 @@ def post_refused(client, url: str, data: dict, field: str) -> None:
     assert response.status_code == 200, f"{field}={data[field]!r} was accepted"
     page = response.content.decode()
     assert f'id="errors-{field}"' in page, f"no message next to {field} for {data[field]!r}"
+    errors = html.unescape(page.split(f'id="errors-{field}">', 1)[1].split("</div>", 1)[0])
+    reasons = REASONS[field]
+    reason = reasons.get(data[field], reasons.get(None))
+    assert reason and reason in errors, f"{field}={data[field]!r}: {errors}"
     assert snapshot_of_database() == before
 
 

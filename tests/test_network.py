@@ -120,23 +120,46 @@ def test_a_restart_gets_the_configuration_back(netns, admin) -> None:
 
 
 @pytest.mark.parametrize(
-    ("post", "message"),
+    ("post", "field", "message"),
     [
         (
             {"form": "address", "interface": "lbt0; reboot", "address": "192.0.2.1/24"},
-            "valid choice",
+            "interface",
+            "Select a valid choice. lbt0; reboot is not one of the available choices.",
         ),
-        ({"form": "address", "interface": "eth9", "address": "192.0.2.1/24"}, "valid choice"),
-        ({"form": "address", "interface": NIC, "address": "192.0.2.1/24\nreboot"}, "prefix"),
-        ({"form": "address", "interface": NIC, "address": "192.0.2.1"}, "prefix"),
-        ({"form": "address", "interface": NIC, "address": "$(reboot)/24"}, "prefix"),
-        ({"form": "interface", "interface": NIC, "mtu": "9999999", "up": "on"}, "MTU"),
+        (
+            {"form": "address", "interface": "eth9", "address": "192.0.2.1/24"},
+            "interface",
+            "Select a valid choice. eth9 is not one of the available choices.",
+        ),
+        (
+            {"form": "address", "interface": NIC, "address": "192.0.2.1/24\nreboot"},
+            "address",
+            "Enter an address with its prefix length",
+        ),
+        (
+            {"form": "address", "interface": NIC, "address": "192.0.2.1"},
+            "address",
+            "Write it as 192.0.2.1/32 (address/prefix, nothing else).",
+        ),
+        (
+            {"form": "address", "interface": NIC, "address": "$(reboot)/24"},
+            "address",
+            "Enter an address with its prefix length",
+        ),
+        (
+            {"form": "interface", "interface": NIC, "mtu": "9999999", "up": "on"},
+            "mtu",
+            "MTU must be a whole number from 68 to 65535.",
+        ),
     ],
 )
-def test_hostile_interface_values_are_refused(netns, admin, post, message) -> None:
+def test_hostile_interface_values_are_refused(netns, admin, post, field, message) -> None:
     response = admin.post("/lbadmin/local/network/", post)
     assert response.status_code == 200
-    assert message in response.content.decode()
+    form = response.context[f"{post['form']}_form"]
+    assert message in " ".join(form.errors[field]), dict(form.errors)
+    assert f'id="errors-{field}"' in response.content.decode()
     assert addresses() == set() and not NetworkAddress.objects.exists()
 
 
@@ -218,10 +241,19 @@ def test_hostname_and_dns_are_written_under_the_given_directory(netns, admin, se
     for hostname in ("lb;reboot", "-lb", "a" * 64, "lb\nmaster"):
         response = admin.post("/lbadmin/local/hostname/", {"hostname": hostname})
         assert response.status_code == 200, hostname
+        assert response.context["form"].errors["hostname"] == [
+            f"{hostname!r}: each label must be 1 to 63 letters, digits or hyphens, not starting "
+            "or ending with a hyphen"
+        ]
+        assert 'id="errors-hostname"' in response.content.decode()
     response = admin.post(
         "/lbadmin/local/hostname/", {"hostname": "lb", "dns_servers": "8.8.8.8;x"}
     )
     assert response.status_code == 200
+    assert response.context["form"].errors["dns_servers"] == [
+        "“8.8.8.8;x” is not an IPv4 or IPv6 address."
+    ]
+    assert 'id="errors-dns_servers"' in response.content.decode()
     assert (etc / "hostname").read_text() == "lbmaster\n"
 
 

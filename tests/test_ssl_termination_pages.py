@@ -97,25 +97,34 @@ def test_only_http_mode_services_can_be_associated(admin, default_certificate) -
     assert not SslTermination.objects.exists()
 
 
+BROKEN = "selects ciphers without encryption, without authentication or known to be broken"
+
+
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
         ({"label": "SSL-x\nexec = /bin/sh"}, "label", "letters, digits"),
         ({"label": "SSL x"}, "label", "letters, digits"),
-        ({"port": "4443\nexec = /bin/sh"}, "port", ""),
-        ({"port": "0"}, "port", ""),
-        ({"port": "65536"}, "port", ""),
-        ({"mode": "weak"}, "mode", ""),
+        # The newline is shown as "?".
+        ({"port": "4443\nexec = /bin/sh"}, "port", "“4443?exec = /bin/sh” is not a port: use a"),
+        ({"port": "0"}, "port", "“0” is not a port: use a whole number from 1 to 65535."),
+        ({"port": "65536"}, "port", "“65536” is not a port: use a whole number from 1 to 65535."),
+        ({"mode": "weak"}, "mode", "Select a valid choice. weak is not one of the available"),
         ({"mode": "custom", "ciphers": "HIGH\nexec = /bin/sh"}, "ciphers", "no spaces"),
         ({"mode": "custom", "ciphers": "HIGH MEDIUM"}, "ciphers", "no spaces"),
         ({"mode": "custom", "ciphers": "NOT-A-CIPHER"}, "ciphers", "OpenSSL knows no cipher"),
-        ({"mode": "custom", "ciphers": ""}, "ciphers", ""),
+        ({"mode": "custom", "ciphers": ""}, "ciphers", "Use cipher names separated by colons"),
         # Accepted by OpenSSL, but without encryption, authentication, or TLS 1.2 at all.
-        ({"mode": "custom", "ciphers": "eNULL:@SECLEVEL=0"}, "ciphers", "remove it"),
-        ({"mode": "custom", "ciphers": "ADH-AES128-SHA"}, "ciphers", "remove it"),
-        ({"mode": "custom", "ciphers": "HIGH:NULL-SHA"}, "ciphers", "remove it"),
-        ({"mode": "custom", "ciphers": "EXPORT"}, "ciphers", "remove it"),
-        ({"mode": "custom", "ciphers": "TLS_AES_128_GCM_SHA256"}, "ciphers", ""),
+        ({"mode": "custom", "ciphers": "eNULL:@SECLEVEL=0"}, "ciphers", f"“NULL” {BROKEN}"),
+        ({"mode": "custom", "ciphers": "ADH-AES128-SHA"}, "ciphers", f"“ADH” {BROKEN}"),
+        ({"mode": "custom", "ciphers": "HIGH:NULL-SHA"}, "ciphers", f"“NULL” {BROKEN}"),
+        ({"mode": "custom", "ciphers": "EXPORT"}, "ciphers", f"“EXP” {BROKEN}"),
+        # TLS 1.3 suites are not TLS 1.2 cipher names.
+        (
+            {"mode": "custom", "ciphers": "TLS_AES_128_GCM_SHA256"},
+            "ciphers",
+            "OpenSSL knows no cipher in “TLS_AES_128_GCM_SHA256”",
+        ),
     ],
 )
 def test_hostile_and_invalid_values_are_refused(
@@ -124,7 +133,7 @@ def test_hostile_and_invalid_values_are_refused(
     generation = ConfigState.load().generation
     response = post(admin, web8081, default_certificate, **fields)
     assert response.status_code == 200
-    assert message in error_of(response, field)
+    assert message and message in error_of(response, field)
     assert not SslTermination.objects.exists()
     assert ConfigState.load().generation == generation
 
@@ -259,13 +268,23 @@ def test_import_refuses_what_it_cannot_use(web8081, default_certificate) -> None
     dangling = json.loads(json.dumps(good))
     dangling["ssl"]["terminations"][0]["certificate"] = "nope"
     for document, expected in (
-        (foreign, "another appliance's key"),
-        (hostile, "ciphers"),
-        (dangling, "certificate"),
+        (
+            foreign,
+            f"ssl.certificates[0] ({DEFAULT_CERTIFICATE_LABEL}): the private key was encrypted "
+            "with another appliance's key (or is damaged), so it cannot be used here",
+        ),
+        (
+            hostile,
+            "ssl.terminations[0] (SSL-FE).ciphers: Use cipher names separated by colons",
+        ),
+        # The message does not say that no certificate is labelled "nope".
+        (dangling, "ssl.terminations[0] (SSL-FE).certificate: This field is required."),
     ):
         with pytest.raises(ImportRejected) as rejected:
             config_import(actor=None, document=document)
-        assert expected in "\n".join(rejected.value.problems)
+        assert any(problem.startswith(expected) for problem in rejected.value.problems), (
+            rejected.value.problems
+        )
         assert config_export() == good  # nothing changed
 
 

@@ -211,25 +211,37 @@ def test_kernels_without_the_ops_field() -> None:
 
 
 @pytest.mark.parametrize(
-    "line",
+    ("line", "reason"),
     [
-        "hello world",
-        "TCP  ZZZZZZZZ:01BB wlc ",
-        "TCP  0A190A0A wlc ",  # no port
-        "ICMP  0A190A0A:0000 wlc ",  # not a protocol IPVS balances here
-        "TCP  0A190A0A:01BB wlc persistent soon FFFFFFFF",
-        "TCP  0A190A0A:01BB wlc frobnicate",
-        "TCP  [2001:db8::zz]:01BB wlc ",
-        "  -> C0A8640A:01BB      Bogus   1      0          0",
-        "  -> C0A8640A:01BB      Masq    1      0",  # a column short
-        "  -> C0A8640A:01BB      Masq    1      -1         0",
+        ("hello world", "unrecognised /proc/net/ip_vs line"),
+        ("TCP  ZZZZZZZZ:01BB wlc ", "unrecognised /proc/net/ip_vs line"),
+        ("TCP  0A190A0A wlc ", "unrecognised /proc/net/ip_vs line"),  # no port
+        # not a protocol IPVS balances here
+        ("ICMP  0A190A0A:0000 wlc ", "unknown protocol in /proc/net/ip_vs line"),
+        (
+            "TCP  0A190A0A:01BB wlc persistent soon FFFFFFFF",
+            "unexpected service flags in /proc/net/ip_vs line",
+        ),
+        ("TCP  0A190A0A:01BB wlc frobnicate", "unexpected service flags in /proc/net/ip_vs line"),
+        ("TCP  [2001:db8::zz]:01BB wlc ", "unrecognised /proc/net/ip_vs line"),
+        ("TCP  [2001:db8:::1]:01BB wlc ", "bad address '[2001:db8:::1]' in /proc/net/ip_vs line"),
+        (
+            "  -> C0A8640A:01BB      Bogus   1      0          0",
+            "unknown forwarding method in /proc/net/ip_vs line",
+        ),
+        # a column short
+        ("  -> C0A8640A:01BB      Masq    1      0", "unrecognised /proc/net/ip_vs line"),
+        (
+            "  -> C0A8640A:01BB      Masq    1      -1         0",
+            "unrecognised /proc/net/ip_vs line",
+        ),
     ],
 )
-def test_garbage_lines_raise_value_error_naming_the_line(line: str) -> None:
+def test_garbage_lines_raise_value_error_naming_the_line(line: str, reason: str) -> None:
     text = HEADER + service_v4("TCP", "10.25.10.10", 443, "wlc") + line + "\n"
     with pytest.raises(ValueError) as error:
         parse_ip_vs(text)
-    assert repr(line) in str(error.value)
+    assert str(error.value) == f"{reason}: {line!r}"
 
 
 def test_real_server_before_any_service_is_an_error() -> None:

@@ -355,15 +355,23 @@ def test_empty_or_unparsed_text_is_never_valid(
 ) -> None:
     for text in ("", "\n   \n", "# only a comment\n! and another\n"):
         result = apply_keepalived_config(keepalived, text)
-        assert not result.ok and "empty" in result.error, result
+        assert not result.ok and not result.changed, result
+        assert result.error.startswith("the keepalived configuration is empty (no line other"), (
+            result
+        )
     assert keepalived.pid() is None and not keepalived.config_path.exists()
 
     # check_config itself: a missing file, a directory, an empty file.
-    assert not keepalived.check_config(tmp_path / "missing.conf").ok
-    assert not keepalived.check_config(tmp_path).ok
+    not_a_file = "does not exist or is not a regular file"
+    check = keepalived.check_config(tmp_path / "missing.conf")
+    assert not check.ok and check.output == f"config file {tmp_path / 'missing.conf'} {not_a_file}"
+    check = keepalived.check_config(tmp_path)
+    assert not check.ok and check.output == f"config file {tmp_path} {not_a_file}"
     empty = tmp_path / "empty.conf"
     empty.write_text("")
-    assert not keepalived.check_config(empty).ok
+    check = keepalived.check_config(empty)
+    assert not check.ok
+    assert check.output.startswith(f"config file {empty} holds no configuration (empty or only")
 
     # A "keepalived -t" that exits 0 without parsing (as 2.2.7 does for a missing file) does
     # not pass: the probe line appended to a copy must be reported.

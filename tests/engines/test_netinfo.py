@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -170,7 +171,7 @@ def test_holds_address(recorded) -> None:
 )
 def test_unreadable_ip_output_raises(output: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(netinfo, "run_ip", lambda netns, *args: output)
-    with pytest.raises(NetinfoError):
+    with pytest.raises(NetinfoError, match=r"^cannot read the output of ip -j addr show: "):
         netinfo.interfaces()
 
 
@@ -205,15 +206,32 @@ def test_hostile_namespace_names_raise(netns: object, monkeypatch: pytest.Monkey
         lambda: netinfo.set_nonlocal_bind(True, netns),
         lambda: netinfo.nonlocal_bind(netns),
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(
+            ValueError, match=re.escape(f"invalid network namespace name: {netns!r}")
+        ):
             call()
 
 
-@pytest.mark.parametrize("address", ["", "eth1", "192.0.2.1/24", "192.0.2.1 ", "::g", None, 1])
-def test_bad_addresses_raise(address: object, recorded) -> None:
-    with pytest.raises(ValueError):
+NOT_AN_ADDRESS = "does not appear to be an IPv4 or IPv6 address"
+
+
+@pytest.mark.parametrize(
+    ("address", "refusal"),
+    [
+        ("", f"'' {NOT_AN_ADDRESS}"),
+        ("eth1", f"'eth1' {NOT_AN_ADDRESS}"),
+        ("192.0.2.1/24", f"'192.0.2.1/24' {NOT_AN_ADDRESS}"),
+        ("192.0.2.1 ", f"'192.0.2.1 ' {NOT_AN_ADDRESS}"),
+        ("::g", f"'::g' {NOT_AN_ADDRESS}"),
+        ("fe80::1%eth0", "not an IP address without a scope: 'fe80::1%eth0'"),
+        (None, "not an IP address: None"),
+        (1, "not an IP address: 1"),
+    ],
+)
+def test_bad_addresses_raise(address: object, refusal: str, recorded) -> None:
+    with pytest.raises(ValueError, match=re.escape(refusal)):
         netinfo.interface_for(address)  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape(refusal)):
         netinfo.holds_address(address)  # type: ignore[arg-type]
     assert recorded == []  # refused before ip runs
 
@@ -221,7 +239,8 @@ def test_bad_addresses_raise(address: object, recorded) -> None:
 @pytest.mark.parametrize("enabled", ["yes", 1, 0, None])
 def test_set_nonlocal_bind_wants_a_bool(enabled: object, monkeypatch) -> None:
     monkeypatch.setattr(Path, "write_text", lambda *a, **k: pytest.fail("wrote a sysctl"))
-    with pytest.raises(ValueError):
+    refusal = re.escape(f"enabled must be True or False: {enabled!r}")
+    with pytest.raises(ValueError, match=refusal):
         netinfo.set_nonlocal_bind(enabled)  # type: ignore[arg-type]
 
 
@@ -310,9 +329,12 @@ def test_the_interface_a_vip_floats_on_and_who_holds_it(namespace: str) -> None:
 
 @needs_netns
 def test_an_unknown_namespace_raises() -> None:
-    with pytest.raises(NetinfoError, match="exited"):
+    missing = rf'exited \d+: Cannot open network namespace "{NS}-missing"'
+    with pytest.raises(NetinfoError, match=f" -n {NS}-missing -j addr show {missing}"):
         netinfo.interfaces(f"{NS}-missing")
-    with pytest.raises(NetinfoError):
+    with pytest.raises(
+        NetinfoError, match=f" netns exec {NS}-missing .*ip_nonlocal_bind=1.* {missing}"
+    ):
         netinfo.set_nonlocal_bind(True, f"{NS}-missing")
 
 

@@ -189,7 +189,7 @@ def test_probes_run_at_once_and_only_once_each(host: str) -> None:
         results = run_probes([Probe("tcp", host, port), Probe("tcp", host, port + 1)], TIMEOUT)
     assert [result.ok for result in results.values()] == [True, False]
     assert run_probes([], TIMEOUT) == {}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timeout_s must be positive: 0"):
         run_probes([Probe("tcp", host, port)], 0)
 
 
@@ -267,8 +267,14 @@ def test_route_parser(sample: str, address: str, expected: Route, described: str
 
 
 def test_route_parser_refuses_what_is_not_one_route() -> None:
-    for text in ("[]", "{}", '[{"gateway":"192.0.2.1"}]', '[{"dst":"not-a-net"}]', "oops"):
-        with pytest.raises((ValueError, KeyError)):
+    for text, error, refusal in (
+        ("[]", ValueError, "expected one route, not '[]'"),
+        ("{}", ValueError, "expected one route, not '{}'"),
+        ('[{"gateway":"192.0.2.1"}]', KeyError, "'dst'"),  # route_to turns it into NetinfoError
+        ('[{"dst":"not-a-net"}]', ValueError, "'not-a-net' does not appear to be an IPv4 or IPv6"),
+        ("oops", ValueError, "Expecting value: line 1 column 1"),  # json.JSONDecodeError
+    ):
+        with pytest.raises(error, match=re.escape(refusal)):
             parse_route_get(text, "192.0.2.9")
 
 
@@ -288,6 +294,7 @@ def test_route_to_asks_the_kernel(namespace: str) -> None:
     assert route_to("192.168.20.1", namespace).local
     with pytest.raises(NetinfoError, match="No route to host"):
         route_to("203.0.113.9", namespace)
-    with pytest.raises(ValueError):
+    refusal = "'192.168.100.10; reboot' does not appear to be an IPv4 or IPv6 address"
+    with pytest.raises(ValueError, match=re.escape(refusal)):
         route_to("192.168.100.10; reboot", namespace)
     assert route_to("127.0.0.1").local  # this host's own loopback

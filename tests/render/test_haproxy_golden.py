@@ -10,6 +10,7 @@ Without UPDATE_GOLDEN nothing is written; a mismatch fails with a diff.
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -420,74 +421,168 @@ HOSTILE_IPS = [
     "",
 ]
 
-HOSTILE_SNAPSHOTS: dict[str, HaproxySnapshot] = {
-    **{f"service label {v!r}": one_service(label=v) for v in HOSTILE_LABELS},
-    **{f"server label {v!r}": one_server(label=v) for v in HOSTILE_LABELS},
-    **{f"vip {v!r}": one_service(ip=v) for v in HOSTILE_IPS},
-    **{f"server ip {v!r}": one_server(ip=v) for v in HOSTILE_IPS},
+NOT_CANONICAL = "IP address (not canonical IPv4/IPv6)"
+QUOTE = "contains a quote, a backslash, a backtick or $ (not allowed in manual lines)"
+CONTROL = "contains a control character"
+READS = "which reads files, opens sockets or runs programs"
+FETCH = "which is not an allowed sample fetch or converter"
+SECTION = "section: manual lines must stay inside this service"
+HOSTILE_MANUAL_LINES = [
+    ('"program" x', QUOTE),
+    ("'global'", QUOTE),
+    ("\\x6cisten evil", QUOTE),
+    ('http-request set-header X "${DJANGO_SECRET_KEY}"', QUOTE),
+    ("errorfile 503 /etc/shadow", f"uses “errorfile”, {READS}"),
+    ("http-request return status 200 file /etc/shadow", f"uses “file”, {READS}"),
+    ("mode http\nlisten evil", CONTROL),
+    ("mode http\r", CONTROL),
+    ("mode\x00http", CONTROL),
+    ("mode\x1bhttp", CONTROL),
+    ("mode\u2028http", CONTROL),
+    ("mode\x85http", CONTROL),
+    ("listen evil", f"starts a new “listen” {SECTION}"),
+    ("BACKEND evil", f"starts a new “BACKEND” {SECTION}"),
+    (".if defined(X)", f"uses “defined(…)”, {FETCH}"),
+    ("", "is empty"),
+    ("   ", "is empty"),
+    ("acl a src -f /var/lib/lbadmin/secrets/certificates.key", f"uses “-f”, {READS}"),
+    ("http-request set-header X %[src,map_ip(/etc/shadow)]", f"uses “map_ip(…)”, {FETCH}"),
+    ("filter spoe engine x config /etc/shadow", f"uses “filter”, {READS}"),
+    (
+        "bind unix@/etc/passwd mode 666",
+        "uses “unix@/etc/passwd”: address prefixes such as unix@ or abns@ are not allowed",
+    ),
+]
+
+# Each hostile snapshot and the message that refuses it (field, value and reason).
+HOSTILE_SNAPSHOTS: dict[str, tuple[HaproxySnapshot, str]] = {
     **{
-        f"fallback ip {v!r}": one_service(fallback=L7Fallback(v, None))
+        f"service label {v!r}": (one_service(label=v), f"invalid virtual service label: {v!r}")
+        for v in HOSTILE_LABELS
+    },
+    **{
+        f"server label {v!r}": (one_server(label=v), f"invalid real server label: {v!r}")
+        for v in HOSTILE_LABELS
+    },
+    **{
+        f"vip {v!r}": (one_service(ip=v), f"invalid virtual service web {NOT_CANONICAL}: {v!r}")
+        for v in HOSTILE_IPS
+    },
+    **{
+        f"server ip {v!r}": (one_server(ip=v), f"invalid real server web1 {NOT_CANONICAL}: {v!r}")
+        for v in HOSTILE_IPS
+    },
+    **{
+        f"fallback ip {v!r}": (
+            one_service(fallback=L7Fallback(v, None)),
+            f"invalid web fallback {NOT_CANONICAL}: {v!r}",
+        )
         for v in ("10.0.0.99 check", "10.0.0.99\n")
     },
     **{
-        f"cookie {v!r}": one_service(persistence=Persistence.HTTP_COOKIE, cookie_name=v)
+        f"cookie {v!r}": (
+            one_service(persistence=Persistence.HTTP_COOKIE, cookie_name=v),
+            f"cookie name is not a safe RFC 6265 token: {v!r}",
+        )
         for v in ("SERVERID;", "a b", "a\nb", "a#b", "a=b", "a'b", "${HOME}", "", "x" * 65)
     },
-    **{f"vip port {v!r}": one_service(ports=(v,)) for v in (0, 65536, -1, True, "80")},
-    "no vip port": one_service(ports=()),
-    "vip port twice": one_service(ports=(80, 80)),
-    **{f"server port {v!r}": one_server(port=v) for v in (0, 65536, "80")},
-    **{f"check port {v!r}": one_service(check_port=v) for v in (0, 70000)},
-    "fallback port": one_service(fallback=L7Fallback("10.0.0.99", 0)),
-    **{f"weight {v!r}": one_server(weight=v) for v in (-1, 257, 1.5)},
     **{
-        f"timeout {v!r}": HaproxySnapshot(globals=L7Globals(client_timeout_ms=v))
-        for v in (0, 2**31)
-    },
-    "check interval": one_service(check_interval_ms=0),
-    "persistence timeout": one_service(persistence=Persistence.SOURCE_IP, persistence_timeout_s=0),
-    **{
-        f"manual {v!r}": one_service(manual_lines=(v,))
-        for v in (
-            '"program" x',
-            "'global'",
-            "\\x6cisten evil",
-            'http-request set-header X "${DJANGO_SECRET_KEY}"',
-            "errorfile 503 /etc/shadow",
-            "http-request return status 200 file /etc/shadow",
-            "mode http\nlisten evil",
-            "mode http\r",
-            "mode\x00http",
-            "mode\x1bhttp",
-            "mode\u2028http",
-            "mode\x85http",
-            "listen evil",
-            "BACKEND evil",
-            ".if defined(X)",
-            "",
-            "   ",
-            "acl a src -f /var/lib/lbadmin/secrets/certificates.key",
-            "http-request set-header X %[src,map_ip(/etc/shadow)]",
-            "filter spoe engine x config /etc/shadow",
-            "bind unix@/etc/passwd mode 666",
+        f"vip port {v!r}": (
+            one_service(ports=(v,)),
+            f"virtual service web port must be an integer from 1 to 65535: {v!r}",
         )
+        for v in (0, 65536, -1, True, "80")
     },
-    "manual lines as a bare string": one_service(manual_lines="mode http"),
-    "unknown protocol": one_service(protocol="udp"),
-    "unknown balance": one_service(balance="random"),
-    "unknown persistence": one_service(persistence="ssl_id"),
-    "unknown health check": one_service(health_check="http"),
-    # The validators forbid it; HAProxy would reject `cookie` in a TCP-mode proxy.
-    "cookie in tcp mode": one_service(protocol=L7Protocol.TCP, persistence=Persistence.HTTP_COOKIE),
-    "duplicate service": HaproxySnapshot(services=(WEB, dataclasses.replace(WEB, ip="10.9.9.9"))),
-    "duplicate server": one_service(real_servers=(WEB.real_servers[0], WEB.real_servers[0])),
-    "server named like the fallback": one_service(
-        real_servers=(L7RealServer("fallback", "10.0.0.11", 80),),
-        fallback=L7Fallback("10.0.0.99", 80),
-    ),
-    "same ip:port twice": HaproxySnapshot(services=(WEB, dataclasses.replace(WEB, label="web2"))),
+    "no vip port": (one_service(ports=()), "virtual service web has no port"),
+    "vip port twice": (one_service(ports=(80, 80)), "virtual service web lists a port twice"),
     **{
-        f"termination socket {v!r}": one_service(proxy_sockets=(v,))
+        f"server port {v!r}": (
+            one_server(port=v),
+            f"real server web1 port must be an integer from 1 to 65535: {v!r}",
+        )
+        for v in (0, 65536, "80")
+    },
+    **{
+        f"check port {v!r}": (
+            one_service(check_port=v),
+            f"virtual service web check port must be an integer from 1 to 65535: {v!r}",
+        )
+        for v in (0, 70000)
+    },
+    "fallback port": (
+        one_service(fallback=L7Fallback("10.0.0.99", 0)),
+        "web fallback port must be an integer from 1 to 65535: 0",
+    ),
+    **{
+        f"weight {v!r}": (
+            one_server(weight=v),
+            f"real server web1 weight must be an integer from 0 to 256: {v!r}",
+        )
+        for v in (-1, 257, 1.5)
+    },
+    "timeout 0": (
+        HaproxySnapshot(globals=L7Globals(client_timeout_ms=0)),
+        "client timeout must be an integer from 1 to 2147483647: 0",
+    ),
+    # The hard stop (the longest of the client and server timeouts) is checked first: the
+    # message names it, not the client timeout that was set.
+    "timeout 2147483648": (
+        HaproxySnapshot(globals=L7Globals(client_timeout_ms=2**31)),
+        "hard stop must be an integer from 1 to 2147483647: 2147483648",
+    ),
+    "check interval": (
+        one_service(check_interval_ms=0),
+        "virtual service web check interval must be an integer from 1 to 2147483647: 0",
+    ),
+    "persistence timeout": (
+        one_service(persistence=Persistence.SOURCE_IP, persistence_timeout_s=0),
+        "persistence timeout must be an integer from 1 to 2147483: 0",
+    ),
+    **{
+        f"manual {v!r}": (one_service(manual_lines=(v,)), f"web: manual line {reason}: {v!r}")
+        for v, reason in HOSTILE_MANUAL_LINES
+    },
+    "manual lines as a bare string": (
+        one_service(manual_lines="mode http"),
+        "web: manual_lines must be a tuple of lines",
+    ),
+    "unknown protocol": (one_service(protocol="udp"), "'udp' is not a valid L7Protocol"),
+    "unknown balance": (one_service(balance="random"), "'random' is not a valid Balance"),
+    "unknown persistence": (
+        one_service(persistence="ssl_id"),
+        "'ssl_id' is not a valid Persistence",
+    ),
+    "unknown health check": (one_service(health_check="http"), "'http' is not a valid HealthCheck"),
+    # The validators forbid it; HAProxy would reject `cookie` in a TCP-mode proxy.
+    "cookie in tcp mode": (
+        one_service(protocol=L7Protocol.TCP, persistence=Persistence.HTTP_COOKIE),
+        "virtual service web: HTTP cookie persistence needs HTTP mode",
+    ),
+    "duplicate service": (
+        HaproxySnapshot(services=(WEB, dataclasses.replace(WEB, ip="10.9.9.9"))),
+        "duplicate virtual service label 'web'",
+    ),
+    "duplicate server": (
+        one_service(real_servers=(WEB.real_servers[0], WEB.real_servers[0])),
+        "virtual service web: duplicate server name 'web1'",
+    ),
+    "server named like the fallback": (
+        one_service(
+            real_servers=(L7RealServer("fallback", "10.0.0.11", 80),),
+            fallback=L7Fallback("10.0.0.99", 80),
+        ),
+        "virtual service web: duplicate server name 'fallback'",
+    ),
+    "same ip:port twice": (
+        HaproxySnapshot(services=(WEB, dataclasses.replace(WEB, label="web2"))),
+        "web2: 10.0.0.10 port 80 is already bound",
+    ),
+    # The message names neither the field nor the service.
+    **{
+        f"termination socket {v!r}": (
+            one_service(proxy_sockets=(v,)),
+            f"unsafe path for a config file: {v!r}",
+        )
         for v in (
             "/run/ssl.sock\n    stats enable",
             "/run/ssl x.sock",
@@ -501,12 +596,15 @@ HOSTILE_SNAPSHOTS: dict[str, HaproxySnapshot] = {
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_SNAPSHOTS))
 def test_hostile_values_raise(name: str) -> None:
-    with pytest.raises(ValueError):
-        render_haproxy(HOSTILE_SNAPSHOTS[name], LAYOUT)
+    snapshot, refusal = HOSTILE_SNAPSHOTS[name]
+    with pytest.raises(ValueError) as refused:
+        render_haproxy(snapshot, LAYOUT)
+    assert str(refused.value) == refusal
 
 
 def test_unsafe_layout_path_raises() -> None:
-    with pytest.raises(ValueError, match="unsafe path"):
+    unsafe = "unsafe path for a config file: '/var/lib/lb admin/run/haproxy.sock'"
+    with pytest.raises(ValueError, match=re.escape(unsafe)):
         render_haproxy(HaproxySnapshot(), RuntimeLayout.under(Path("/var/lib/lb admin")))
 
 

@@ -977,50 +977,151 @@ HOSTILE_INTERFACES = [
     None,
 ]
 
-HOSTILE_SNAPSHOTS: dict[str, KeepalivedSnapshot] = {
-    **{f"service label {v!r}": one_service(label=v) for v in HOSTILE_LABELS},
-    **{f"server label {v!r}": one_server(label=v) for v in HOSTILE_LABELS},
-    **{f"vip {v!r}": one_service(ip=v) for v in HOSTILE_IPS},
-    **{f"server ip {v!r}": one_server(ip=v) for v in HOSTILE_IPS},
-    **{f"vip port {v!r}": one_service(ports=(v,)) for v in (0, 65536, -1, "80", True, 80.0)},
-    "no vip port": one_service(ports=()),
-    "vip port twice": one_service(ports=(80, 80)),
-    "ports as a bare string": one_service(ports="80"),
-    "ports as a list": one_service(ports=[80]),
-    "real servers as a bare string": one_service(real_servers="web1"),
-    "services as a bare string": KeepalivedSnapshot(services="web"),
-    **{f"server port {v!r}": one_server(port=v) for v in (0, 65536, "80", True)},
-    **{f"check port {v!r}": one_service(check_port=v) for v in (0, 65536, "80", True)},
-    **{f"weight {v!r}": one_server(weight=v) for v in (-1, 65536, 1.5, "100", True)},
+VS = "virtual service web"
+VI = "vrrp_instance VI_eth1"
+NOT_CANONICAL = "IP address (not canonical IPv4/IPv6)"
+CHECK_PATH = (
+    f"{VS} check path must start with / and hold only A-Z a-z 0-9 . _ ~ % / ? & = + , : @ - "
+    "(at most 255 characters)"
+)
+QUORUM = (
+    f"{VS} (TCP 80): every real server in service has weight 0 or is drained, which "
+    "keepalived 2.2.7 refuses (its quorum needs a total weight of at least 1); halt a server "
+    "instead of draining the last one"
+)
+OTHER_FAMILY = (
+    "is not of the virtual service's address family; only TUN forwarding can mix IPv4 and IPv6"
+)
+ONE_FAMILY = "make one instance per address family"
+
+
+def integer(what: str, low: int, high: int) -> str:
+    return f"{what} must be an integer from {low} to {high}"
+
+
+# Each hostile snapshot and the message that refuses it (field, value and reason).
+HOSTILE_SNAPSHOTS: dict[str, tuple[KeepalivedSnapshot, str]] = {
     **{
-        f"min connections {v!r}": one_server(min_connections=v)
+        f"service label {v!r}": (one_service(label=v), f"invalid virtual service label: {v!r}")
+        for v in HOSTILE_LABELS
+    },
+    **{
+        f"server label {v!r}": (one_server(label=v), f"invalid {VS} real server label: {v!r}")
+        for v in HOSTILE_LABELS
+    },
+    **{
+        f"vip {v!r}": (one_service(ip=v), f"invalid {VS} {NOT_CANONICAL}: {v!r}")
+        for v in HOSTILE_IPS
+    },
+    **{
+        f"server ip {v!r}": (
+            one_server(ip=v),
+            f"invalid {VS} real server web1 {NOT_CANONICAL}: {v!r}",
+        )
+        for v in HOSTILE_IPS
+    },
+    **{
+        f"vip port {v!r}": (one_service(ports=(v,)), f"{integer(f'{VS} port', 1, 65535)}: {v!r}")
+        for v in (0, 65536, -1, "80", True, 80.0)
+    },
+    "no vip port": (one_service(ports=()), f"{VS} has no port"),
+    "vip port twice": (one_service(ports=(80, 80)), f"{VS} lists a port twice"),
+    "ports as a bare string": (one_service(ports="80"), f"{VS} ports must be a tuple: '80'"),
+    "ports as a list": (one_service(ports=[80]), f"{VS} ports must be a tuple: [80]"),
+    "real servers as a bare string": (
+        one_service(real_servers="web1"),
+        f"{VS} real servers must be a tuple: 'web1'",
+    ),
+    "services as a bare string": (
+        KeepalivedSnapshot(services="web"),
+        "services must be a tuple: 'web'",
+    ),
+    **{
+        f"server port {v!r}": (
+            one_server(port=v),
+            f"{integer(f'{VS} real server web1 port', 1, 65535)}: {v!r}",
+        )
+        for v in (0, 65536, "80", True)
+    },
+    **{
+        f"check port {v!r}": (
+            one_service(check_port=v),
+            f"{integer(f'{VS} check port', 1, 65535)}: {v!r}",
+        )
+        for v in (0, 65536, "80", True)
+    },
+    **{
+        f"weight {v!r}": (
+            one_server(weight=v),
+            f"{integer(f'{VS} real server web1 weight', 0, 65535)}: {v!r}",
+        )
+        for v in (-1, 65536, 1.5, "100", True)
+    },
+    **{
+        f"min connections {v!r}": (
+            one_server(min_connections=v),
+            f"{integer(f'{VS} real server web1 minimum connections', 0, 2**32 - 1)}: {v!r}",
+        )
         for v in (-1, 2**32, "0", False, 0.0)
     },
     **{
-        f"max connections {v!r}": one_server(max_connections=v)
+        f"max connections {v!r}": (
+            one_server(max_connections=v),
+            f"{integer(f'{VS} real server web1 maximum connections', 0, 2**32 - 1)}: {v!r}",
+        )
         for v in (-1, 2**32, "0", False, 0.0)
     },
-    "min connections over max": one_server(min_connections=11, max_connections=10),
+    "min connections over max": (
+        one_server(min_connections=11, max_connections=10),
+        f"{VS} real server web1: minimum connections 11 exceed maximum 10",
+    ),
     **{
-        f"persistence timeout {v!r}": one_service(persistence_timeout_s=v)
+        f"persistence timeout {v!r}": (
+            one_service(persistence_timeout_s=v),
+            f"{integer(f'{VS} persistence timeout', 1, 86400 * 31)}: {v!r}",
+        )
         for v in (0, -1, 86400 * 31 + 1, "1800", True)
     },
-    "persistence not a bool": one_service(persistence="yes"),
-    **{f"check interval {v!r}": one_service(check_interval_s=v) for v in (0, 3601, "10", True)},
-    **{f"check timeout {v!r}": one_service(check_timeout_s=v) for v in (0, 3601, "5", 1.0)},
-    **{f"check path {v!r}": http_check(v) for v in HOSTILE_PATHS},
-    "https check path": one_service(health_check=L4HealthCheck.HTTPS, check_path="/a#b"),
+    "persistence not a bool": (
+        one_service(persistence="yes"),
+        f"{VS}: persistence must be True or False",
+    ),
     **{
-        f"check status {v!r}": one_service(health_check=L4HealthCheck.HTTP, check_status=v)
+        f"check interval {v!r}": (
+            one_service(check_interval_s=v),
+            f"{integer(f'{VS} check interval', 1, 3600)}: {v!r}",
+        )
+        for v in (0, 3601, "10", True)
+    },
+    **{
+        f"check timeout {v!r}": (
+            one_service(check_timeout_s=v),
+            f"{integer(f'{VS} check timeout', 1, 3600)}: {v!r}",
+        )
+        for v in (0, 3601, "5", 1.0)
+    },
+    **{f"check path {v!r}": (http_check(v), f"{CHECK_PATH}: {v!r}") for v in HOSTILE_PATHS},
+    "https check path": (
+        one_service(health_check=L4HealthCheck.HTTPS, check_path="/a#b"),
+        f"{CHECK_PATH}: '/a#b'",
+    ),
+    **{
+        f"check status {v!r}": (
+            one_service(health_check=L4HealthCheck.HTTP, check_status=v),
+            f"{integer(f'{VS} check status', 100, 599)}: {v!r}",
+        )
         for v in (99, 600, 0, "200", True)
     },
-    "unknown protocol": one_service(protocol="sctp"),
-    "unknown forwarding": one_service(forwarding="masq"),
-    "unknown scheduler": one_service(scheduler="lc"),
-    "unknown health check": one_service(health_check="ping"),
-    "unknown admin state": one_server(state="maint"),
+    "unknown protocol": (one_service(protocol="sctp"), "'sctp' is not a valid L4Protocol"),
+    "unknown forwarding": (one_service(forwarding="masq"), "'masq' is not a valid Forwarding"),
+    "unknown scheduler": (one_service(scheduler="lc"), "'lc' is not a valid Scheduler"),
+    "unknown health check": (
+        one_service(health_check="ping"),
+        "'ping' is not a valid L4HealthCheck",
+    ),
+    "unknown admin state": (one_server(state="maint"), "'maint' is not a valid AdminState"),
     **{
-        f"router_id {v!r}": KeepalivedSnapshot(router_id=v)
+        f"router_id {v!r}": (KeepalivedSnapshot(router_id=v), f"unsafe router_id: {v!r}")
         for v in (
             "lb\n}\nvrrp_script x {",
             "lb 01",
@@ -1033,121 +1134,278 @@ HOSTILE_SNAPSHOTS: dict[str, KeepalivedSnapshot] = {
         )
     },
     # Combinations keepalived refuses (see REFUSED_BY_KEEPALIVED).
-    "duplicate service label": KeepalivedSnapshot(
-        services=(WEB, dataclasses.replace(WEB, ip="192.0.2.99"))
+    "duplicate service label": (
+        KeepalivedSnapshot(services=(WEB, dataclasses.replace(WEB, ip="192.0.2.99"))),
+        "duplicate virtual service label 'web'",
     ),
-    "same ip, port and protocol twice": KeepalivedSnapshot(
-        services=(WEB, dataclasses.replace(WEB, label="web-2"))
+    "same ip, port and protocol twice": (
+        KeepalivedSnapshot(services=(WEB, dataclasses.replace(WEB, label="web-2"))),
+        "virtual service web-2: 192.0.2.10 TCP port 80 is already used by another virtual service",
     ),
-    "same ip and port, TCP_UDP over UDP": KeepalivedSnapshot(
-        services=(
-            dataclasses.replace(WEB, protocol=L4Protocol.UDP),
-            dataclasses.replace(WEB, label="web-2", ports=(80, 443), protocol=L4Protocol.TCP_UDP),
-        )
+    "same ip and port, TCP_UDP over UDP": (
+        KeepalivedSnapshot(
+            services=(
+                dataclasses.replace(WEB, protocol=L4Protocol.UDP),
+                dataclasses.replace(
+                    WEB, label="web-2", ports=(80, 443), protocol=L4Protocol.TCP_UDP
+                ),
+            )
+        ),
+        "virtual service web-2: 192.0.2.10 UDP port 80 is already used by another virtual service",
     ),
-    "duplicate server label": one_service(
-        real_servers=(WEB.real_servers[0], dataclasses.replace(WEB.real_servers[1], label="web1"))
+    "duplicate server label": (
+        one_service(
+            real_servers=(
+                WEB.real_servers[0],
+                dataclasses.replace(WEB.real_servers[1], label="web1"),
+            )
+        ),
+        f"{VS}: duplicate real server label 'web1'",
     ),
-    "duplicate server address": one_service(
-        real_servers=(WEB.real_servers[0], dataclasses.replace(WEB.real_servers[0], label="x"))
+    "duplicate server address": (
+        one_service(
+            real_servers=(WEB.real_servers[0], dataclasses.replace(WEB.real_servers[0], label="x"))
+        ),
+        f"{VS}: real server 192.0.2.11 port 80 is listed twice",
     ),
-    "port-less server duplicating a server on the block port": one_service(
-        real_servers=(
-            WEB.real_servers[0],
-            dataclasses.replace(WEB.real_servers[0], label="x", port=None),
-        )
+    "port-less server duplicating a server on the block port": (
+        one_service(
+            real_servers=(
+                WEB.real_servers[0],
+                dataclasses.replace(WEB.real_servers[0], label="x", port=None),
+            )
+        ),
+        f"{VS}: real server 192.0.2.11 port 80 is listed twice",
     ),
-    "DR to another port": one_service(
-        forwarding=Forwarding.DR, real_servers=(L4RealServer("a", "192.0.2.11", 8080),)
+    "DR to another port": (
+        one_service(
+            forwarding=Forwarding.DR, real_servers=(L4RealServer("a", "192.0.2.11", 8080),)
+        ),
+        f"{VS}: real server a port 8080 differs from the service port 80; DR forwarding keeps "
+        "the port (leave the real server port blank)",
     ),
-    "TUN to another port": one_service(
-        forwarding=Forwarding.TUNNEL,
-        ports=(80, 443),
-        real_servers=(L4RealServer("a", "192.0.2.11", 80),),
+    "TUN to another port": (
+        one_service(
+            forwarding=Forwarding.TUNNEL,
+            ports=(80, 443),
+            real_servers=(L4RealServer("a", "192.0.2.11", 80),),
+        ),
+        f"{VS}: real server a port 80 differs from the service port 443; TUN forwarding keeps "
+        "the port (leave the real server port blank)",
     ),
-    "IPv6 server behind NAT of an IPv4 VIP": one_server(ip="2001:db8::11"),
-    "IPv4 server behind DR of an IPv6 VIP": one_service(
-        ip="2001:db8::10", forwarding=Forwarding.DR
+    "IPv6 server behind NAT of an IPv4 VIP": (
+        one_server(ip="2001:db8::11"),
+        f"{VS}: real server web1 (2001:db8::11) {OTHER_FAMILY}",
     ),
-    "every server drained": one_service(
-        real_servers=tuple(dataclasses.replace(s, state=AdminState.DRAIN) for s in WEB.real_servers)
+    "IPv4 server behind DR of an IPv6 VIP": (
+        one_service(ip="2001:db8::10", forwarding=Forwarding.DR),
+        f"{VS}: real server web1 (192.0.2.11) {OTHER_FAMILY}",
     ),
-    "every server in service at weight 0": one_service(
-        real_servers=(
-            dataclasses.replace(WEB.real_servers[0], weight=0),
-            dataclasses.replace(WEB.real_servers[1], state=AdminState.HALT),
-        )
+    "every server drained": (
+        one_service(
+            real_servers=tuple(
+                dataclasses.replace(s, state=AdminState.DRAIN) for s in WEB.real_servers
+            )
+        ),
+        QUORUM,
+    ),
+    "every server in service at weight 0": (
+        one_service(
+            real_servers=(
+                dataclasses.replace(WEB.real_servers[0], weight=0),
+                dataclasses.replace(WEB.real_servers[1], state=AdminState.HALT),
+            )
+        ),
+        QUORUM,
     ),
     # VRRP
-    **{f"vrrp name {v!r}": one_vrrp(name=v) for v in HOSTILE_VRRP_NAMES},
-    **{f"vrrp interface {v!r}": one_vrrp(interface=v) for v in HOSTILE_INTERFACES},
-    **{f"vrid {v!r}": one_vrrp(virtual_router_id=v) for v in (0, 256, -1, "51", True, 51.0, None)},
-    **{f"priority {v!r}": one_vrrp(priority=v) for v in (0, 255, -1, "150", True, 150.0)},
-    **{f"local ip {v!r}": one_vrrp(local_ip=v) for v in HOSTILE_IPS},
-    **{f"peer ip {v!r}": one_vrrp(peer_ip=v) for v in HOSTILE_IPS},
-    **{f"floating ip {v!r}": one_vrrp(addresses=(v,)) for v in HOSTILE_IPS},
     **{
-        f"advert interval {v!r}": one_vrrp(advert_interval_ms=v)
-        for v in (0, 5, 9, 15, 101, 40951, 40960, 25500 * 2, -100, "100", True, 100.0, None)
+        f"vrrp name {v!r}": (
+            one_vrrp(name=v),
+            f"invalid vrrp_instance name (A-Z a-z 0-9 _ -, 1 to 32): {v!r}",
+        )
+        for v in HOSTILE_VRRP_NAMES
     },
-    **{f"preempt {v!r}": one_vrrp(preempt=v) for v in ("yes", 1, 0, None)},
-    "peer is this node": one_vrrp(peer_ip="192.168.10.1"),
-    "no floating address": one_vrrp(addresses=()),
-    "addresses as a bare string": one_vrrp(addresses="192.168.10.10"),
-    "addresses as a list": one_vrrp(addresses=["192.168.10.10"]),
-    "floating address twice": one_vrrp(addresses=("192.168.10.10", "192.168.10.10")),
-    "floating address is the local one": one_vrrp(addresses=("192.168.10.1",)),
-    "floating address is the peer's": one_vrrp(addresses=("192.168.10.10", "192.168.10.2")),
+    **{
+        f"vrrp interface {v!r}": (one_vrrp(interface=v), f"invalid {VI} interface name: {v!r}")
+        for v in HOSTILE_INTERFACES
+    },
+    **{
+        f"vrid {v!r}": (
+            one_vrrp(virtual_router_id=v),
+            f"{integer(f'{VI} virtual_router_id', 1, 255)}: {v!r}",
+        )
+        for v in (0, 256, -1, "51", True, 51.0, None)
+    },
+    **{
+        f"priority {v!r}": (one_vrrp(priority=v), f"{integer(f'{VI} priority', 1, 254)}: {v!r}")
+        for v in (0, 255, -1, "150", True, 150.0)
+    },
+    **{
+        f"local ip {v!r}": (one_vrrp(local_ip=v), f"invalid {VI} local {NOT_CANONICAL}: {v!r}")
+        for v in HOSTILE_IPS
+    },
+    **{
+        f"peer ip {v!r}": (one_vrrp(peer_ip=v), f"invalid {VI} peer {NOT_CANONICAL}: {v!r}")
+        for v in HOSTILE_IPS
+    },
+    **{
+        f"floating ip {v!r}": (
+            one_vrrp(addresses=(v,)),
+            f"invalid {VI} floating {NOT_CANONICAL}: {v!r}",
+        )
+        for v in HOSTILE_IPS
+    },
+    **{
+        f"advert interval {v!r}": (
+            one_vrrp(advert_interval_ms=v),
+            f"{integer(f'{VI} advert interval', 10, 40950)}: {v!r}",
+        )
+        for v in (0, 5, 9, 40951, 40960, 25500 * 2, -100, "100", True, 100.0, None)
+    },
+    **{
+        f"advert interval {v!r}": (
+            one_vrrp(advert_interval_ms=v),
+            f"{VI}: advert interval must be a multiple of 10 ms: {v!r}",
+        )
+        for v in (15, 101)
+    },
+    **{
+        f"preempt {v!r}": (one_vrrp(preempt=v), f"{VI}: preempt must be True or False")
+        for v in ("yes", 1, 0, None)
+    },
+    "peer is this node": (
+        one_vrrp(peer_ip="192.168.10.1"),
+        f"{VI}: the peer address is this node's own (192.168.10.1)",
+    ),
+    "no floating address": (one_vrrp(addresses=()), f"{VI} has no floating address"),
+    "addresses as a bare string": (
+        one_vrrp(addresses="192.168.10.10"),
+        f"{VI} addresses must be a tuple: '192.168.10.10'",
+    ),
+    "addresses as a list": (
+        one_vrrp(addresses=["192.168.10.10"]),
+        f"{VI} addresses must be a tuple: ['192.168.10.10']",
+    ),
+    "floating address twice": (
+        one_vrrp(addresses=("192.168.10.10", "192.168.10.10")),
+        f"{VI} lists a floating address twice",
+    ),
+    "floating address is the local one": (
+        one_vrrp(addresses=("192.168.10.1",)),
+        f"{VI}: 192.168.10.1 is a node address, it cannot float",
+    ),
+    "floating address is the peer's": (
+        one_vrrp(addresses=("192.168.10.10", "192.168.10.2")),
+        f"{VI}: 192.168.10.2 is a node address, it cannot float",
+    ),
     # one_vrrp's VRID is 51: its adverts carry 169.254.0.51.
-    "floating address is the advertised one": one_vrrp(addresses=("169.254.0.51",)),
-    "node address is the advertised one": one_vrrp(local_ip="169.254.0.51"),
-    "IPv6 floating address in an IPv4 instance": one_vrrp(
-        addresses=("192.168.10.10", "2001:db8::10")
+    "floating address is the advertised one": (
+        one_vrrp(addresses=("169.254.0.51",)),
+        f"{VI}: 169.254.0.51 is the address its adverts carry",
     ),
-    "IPv6 peer of an IPv4 instance": one_vrrp(peer_ip="2001:db8::2"),
-    "IPv4 floating address in an IPv6 instance": KeepalivedSnapshot(
-        vrrp=(dataclasses.replace(IPV6_ETH1, addresses=("192.168.10.10",)),)
+    # The message does not say that 169.254.0.51 is the adverts' address: nothing floats it.
+    "node address is the advertised one": (
+        one_vrrp(local_ip="169.254.0.51"),
+        f"{VI}: 169.254.0.51 is a node address, it cannot float",
     ),
-    "vrrp as a bare instance": KeepalivedSnapshot(vrrp=MASTER_ETH1),
-    "vrrp as a list": KeepalivedSnapshot(vrrp=[MASTER_ETH1]),
-    "vrrp holding a service": KeepalivedSnapshot(vrrp=(WEB,)),
-    "vrrp holding a dict": KeepalivedSnapshot(vrrp=(dataclasses.asdict(MASTER_ETH1),)),
-    "instance name twice": two_vrrp(name="VI_eth1"),
-    "preempt differs within the sync group": two_vrrp(preempt=True),
-    "VRID twice on one interface": two_vrrp(virtual_router_id=51),
-    "floating address in two instances": two_vrrp(addresses=("192.168.10.30",)),
-    "floating address is another instance's node address": two_vrrp(
-        interface="eth2", local_ip="192.168.20.11", peer_ip="192.168.10.20"
+    "IPv6 floating address in an IPv4 instance": (
+        one_vrrp(addresses=("192.168.10.10", "2001:db8::10")),
+        f"{VI}: 2001:db8::10 is not of the instance's address family (IPv4, from the local "
+        f"address 192.168.10.1); {ONE_FAMILY}",
     ),
-    "static addresses beside VRRP": dataclasses.replace(
-        one_vrrp(), static_addresses=(("192.168.10.11", "eth1"),)
+    "IPv6 peer of an IPv4 instance": (
+        one_vrrp(peer_ip="2001:db8::2"),
+        f"{VI}: 2001:db8::2 is not of the instance's address family (IPv4, from the local "
+        f"address 192.168.10.1); {ONE_FAMILY}",
+    ),
+    "IPv4 floating address in an IPv6 instance": (
+        KeepalivedSnapshot(vrrp=(dataclasses.replace(IPV6_ETH1, addresses=("192.168.10.10",)),)),
+        "vrrp_instance VI6_eth1: 192.168.10.10 is not of the instance's address family (IPv6, "
+        f"from the local address 2001:db8:10::1); {ONE_FAMILY}",
+    ),
+    "vrrp as a bare instance": (
+        KeepalivedSnapshot(vrrp=MASTER_ETH1),
+        f"vrrp instances must be a tuple: {MASTER_ETH1!r}",
+    ),
+    "vrrp as a list": (
+        KeepalivedSnapshot(vrrp=[MASTER_ETH1]),
+        f"vrrp instances must be a tuple: {[MASTER_ETH1]!r}",
+    ),
+    "vrrp holding a service": (
+        KeepalivedSnapshot(vrrp=(WEB,)),
+        f"not a VrrpInstance: {WEB!r}",
+    ),
+    "vrrp holding a dict": (
+        KeepalivedSnapshot(vrrp=(dataclasses.asdict(MASTER_ETH1),)),
+        f"not a VrrpInstance: {dataclasses.asdict(MASTER_ETH1)!r}",
+    ),
+    "instance name twice": (two_vrrp(name="VI_eth1"), "duplicate vrrp_instance name 'VI_eth1'"),
+    "preempt differs within the sync group": (
+        two_vrrp(preempt=True),
+        "vrrp instances: preempt must be the same for all of them (they move together)",
+    ),
+    "VRID twice on one interface": (
+        two_vrrp(virtual_router_id=51),
+        "vrrp_instance VI_2: virtual_router_id 51 is already used on eth1 for IPv4",
+    ),
+    "floating address in two instances": (
+        two_vrrp(addresses=("192.168.10.30",)),
+        "vrrp_instance VI_2: floating address 192.168.10.30 is already in vrrp_instance VI_eth1",
+    ),
+    "floating address is another instance's node address": (
+        two_vrrp(interface="eth2", local_ip="192.168.20.11", peer_ip="192.168.10.20"),
+        f"{VI}: 192.168.10.20 is a node address of vrrp_instance VI_2, it cannot float",
+    ),
+    "static addresses beside VRRP": (
+        dataclasses.replace(one_vrrp(), static_addresses=(("192.168.10.11", "eth1"),)),
+        "static addresses and VRRP instances exclude each other",
     ),
     **{
-        f"static address {v!r}": KeepalivedSnapshot(static_addresses=(v,))
-        for v in (
-            ("192.168.10.10\n", "eth1"),
-            ("192.168.10.10", "eth1\nnotify x"),
-            ("192.168.10.10/24", "eth1"),
-            ("192.168.10.10",),
-            "192.168.10.10",
-            ("192.168.10.10", "../../etc"),
+        f"static address {v!r}": (KeepalivedSnapshot(static_addresses=(v,)), refusal)
+        for v, refusal in (
+            (
+                ("192.168.10.10\n", "eth1"),
+                f"invalid static address {NOT_CANONICAL}: '192.168.10.10\\n'",
+            ),
+            (
+                ("192.168.10.10", "eth1\nnotify x"),
+                "invalid static address 192.168.10.10 interface name: 'eth1\\nnotify x'",
+            ),
+            (
+                ("192.168.10.10/24", "eth1"),
+                f"invalid static address {NOT_CANONICAL}: '192.168.10.10/24'",
+            ),
+            (
+                ("192.168.10.10",),
+                "a static address is (address, device), not ('192.168.10.10',)",
+            ),
+            ("192.168.10.10", "a static address is (address, device), not '192.168.10.10'"),
+            (
+                ("192.168.10.10", "../../etc"),
+                "invalid static address 192.168.10.10 interface name: '../../etc'",
+            ),
         )
     },
-    "static address twice": KeepalivedSnapshot(
-        static_addresses=(("192.168.10.10", "eth1"), ("192.168.10.10", "eth1"))
+    "static address twice": (
+        KeepalivedSnapshot(static_addresses=(("192.168.10.10", "eth1"), ("192.168.10.10", "eth1"))),
+        "static address 192.168.10.10 twice",
     ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_SNAPSHOTS))
 def test_hostile_values_raise(name: str) -> None:
-    with pytest.raises(ValueError):
-        render_keepalived(HOSTILE_SNAPSHOTS[name], LAYOUT)
+    snapshot, refusal = HOSTILE_SNAPSHOTS[name]
+    with pytest.raises(ValueError) as refused:
+        render_keepalived(snapshot, LAYOUT)
+    assert str(refused.value) == refusal
 
 
 def test_not_a_snapshot_raises() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as refused:
         render_keepalived(WEB, LAYOUT)  # type: ignore[arg-type]
+    assert str(refused.value) == f"not a KeepalivedSnapshot: {WEB!r}"
 
 
 def test_unused_fields_do_not_block_an_apply() -> None:

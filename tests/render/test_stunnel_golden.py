@@ -107,41 +107,66 @@ def test_rendering_is_deterministic() -> None:
 # impossible to render; each raises ValueError.
 
 INJECTION = "\nexec = /bin/sh\n"
-HOSTILE: dict[str, SslTermination] = {
+LABEL = termination().label  # the label the messages about its own fields start with
+UNSAFE_PATH = "unsafe path for a config file"  # names neither the field nor the termination
+HOSTILE: dict[str, tuple[SslTermination, str]] = {
     **{
-        f"label {v!r}": dataclasses.replace(termination(), label=v)
+        f"label {v!r}": (
+            dataclasses.replace(termination(), label=v),
+            f"invalid SSL termination label: {v!r}",
+        )
         for v in ("SSL-x" + INJECTION, "SSL]x", "SSL x", "SSL;x", "", "x" * 65)
     },
     **{
-        f"ip {v!r}": termination(ip=v)
-        for v in ("192.168.20.30" + INJECTION, "192.168.20.30 ", "2001:DB8::30", "localhost")
+        f"ip {v!r}": (termination(ip=v), f"{LABEL}: invalid IP address {v!r}")
+        for v in ("192.168.20.30" + INJECTION, "192.168.20.30 ", "localhost")
     },
-    **{f"port {v!r}": termination(port=v) for v in (0, 65536, "4443", True)},
+    "ip '2001:DB8::30'": (
+        termination(ip="2001:DB8::30"),
+        f"{LABEL}: IP address is not canonical: '2001:DB8::30'",
+    ),
     **{
-        f"ciphers {v!r}": termination(mode=SslMode.CUSTOM, ciphers=v)
+        f"port {v!r}": (termination(port=v), f"{LABEL}: invalid port {v!r}")
+        for v in (0, 65536, "4443", True)
+    },
+    **{
+        f"ciphers {v!r}": (
+            termination(mode=SslMode.CUSTOM, ciphers=v),
+            f"{LABEL}: unsafe cipher list {v!r}",
+        )
         for v in ("HIGH" + INJECTION, "HIGH MEDIUM", "HIGH;x", "", "H" * 1025, "HIGH#x")
     },
     **{
-        f"socket {v!r}": termination(target_socket=v)
+        f"socket {v!r}": (termination(target_socket=v), f"{UNSAFE_PATH}: {v!r}")
         for v in ("/run/x.sock" + INJECTION, "/run/x y.sock", "run/x.sock")
     },
     **{
-        f"certificate file {v!r}": termination(certificate_file=v)
+        f"certificate file {v!r}": (termination(certificate_file=v), f"{UNSAFE_PATH}: {v!r}")
         for v in ("/etc/x.pem" + INJECTION, "/etc/x y.pem", "x.pem")
     },
-    "unknown mode": termination(mode="weak"),
-    "instance not derived from the label": termination(instance="ssl-000000000000"),
-    "instance with a path": termination(instance="../../etc/x"),
+    "unknown mode": (termination(mode="weak"), "'weak' is not a valid SslMode"),
+    "instance not derived from the label": (
+        termination(instance="ssl-000000000000"),
+        f"{LABEL}: instance name 'ssl-000000000000' does not match its label",
+    ),
+    "instance with a path": (
+        termination(instance="../../etc/x"),
+        f"{LABEL}: instance name '../../etc/x' does not match its label",
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_values_raise(name: str) -> None:
-    with pytest.raises(ValueError):
-        render_termination(HOSTILE[name], LAYOUT)
+    snapshot, refusal = HOSTILE[name]
+    with pytest.raises(ValueError) as refused:
+        render_termination(snapshot, LAYOUT)
+    assert str(refused.value) == refusal
 
 
 def test_two_terminations_on_one_address_raise() -> None:
     twin = termination("SSL-other")
-    with pytest.raises(ValueError, match="already used"):
+    with pytest.raises(
+        ValueError, match=r"^SSL-other: 192\.168\.20\.30 port 4443 is already used$"
+    ):
         render_stunnel(StunnelSnapshot(terminations=(GUIDE, twin)), LAYOUT)

@@ -317,8 +317,9 @@ def test_step3_follows_its_table_not_its_text():
     assert any(
         "192.168.20.30:4443/TCP" in problem and "SSL termination" in problem for problem in problems
     ), problems
-    with pytest.raises(InvalidAnswers):
+    with pytest.raises(InvalidAnswers) as raised:
         plan(text_literal)
+    assert raised.value.problems == problems
 
 
 def test_parts_are_optional():
