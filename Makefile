@@ -25,7 +25,7 @@ test: $(VENV)/.deps-test
 	$(VENV)/bin/ruff format --check .
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	LBADMIN_VAR_DIR=$(TEST_VAR_DIR) CELERY_TASK_DEFAULT_QUEUE=lbadmin-test \
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 # The developer's loop: everything but real daemons, browsers, HA pairs and server processes,
 # on two pytest workers (a module stays on one: some share fixed namespace names), keeping
