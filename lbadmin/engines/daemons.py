@@ -92,6 +92,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, ClassVar
 
+# Durable writes were first written here; they live in lbadmin.engines.files now.
+from lbadmin.engines.files import fsync_directory, write_atomically  # noqa: F401
+
 # sun_path is 108 bytes including the terminating NUL.
 MAX_UNIX_SOCKET_PATH = 107
 
@@ -482,36 +485,7 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Durable files
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename or link in ``directory`` durable (the entry lives in the directory)."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Readers see the old file or the new one, never a mix: temp + fsync + rename + dir fsync.
-
-    The temp file is hidden (``.<name>.<random>.tmp``) in the same directory, so the rename
-    never crosses a filesystem; a writer killed midway leaves only that temp file behind.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fchmod(out.fileno(), mode)
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
+# Log files
 
 
 def _read_from(path: Path, offset: int) -> str:

@@ -50,14 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lbadmin.engines import files
-from lbadmin.engines.daemons import (
-    DaemonError,
-    HaproxyControl,
-    HaproxyProcs,
-    fsync_directory,
-    write_atomically,
-)
-from lbadmin.engines.files import file_lock
+from lbadmin.engines.daemons import DaemonError, HaproxyControl, HaproxyProcs
+from lbadmin.engines.files import file_lock, write_atomically
 
 LOCK_FILE_NAME = "haproxy-apply.lock"
 PENDING_FILE_NAME = "haproxy-apply.pending"
@@ -375,21 +369,11 @@ def _probe_bind(family: socket.AddressFamily, host: str, port: int) -> OSError |
 def _remove_leftovers(control: HaproxyControl) -> None:
     """Temp files of applies that were killed midway. Called with the lock held, so none of
     them belongs to a running apply."""
-    live = control.config_path
-    for path in live.parent.glob(files.stage_prefix(live) + "*"):
-        path.unlink(missing_ok=True)
+    files.remove_staged(control.config_path)
+    # The state file is also written outside the apply lock (HaproxyControl.start): only an
+    # old temp file belongs to a writer that died.
     state = control.layout.haproxy_state_file
-    now = time.time()
-    for path in state.parent.glob(f".{state.name}.*.tmp"):
-        try:
-            if now - path.stat().st_mtime > _STALE_STATE_TMP_AGE:
-                path.unlink()
-        except FileNotFoundError:
-            pass
-
-
-def _good_path(control: HaproxyControl) -> Path:
-    return files.good_path(control.config_path)
+    files.remove_stale(state.parent, f".{state.name}.*.tmp", _STALE_STATE_TMP_AGE)
 
 
 def _ensure_state_file(control: HaproxyControl) -> None:
@@ -501,7 +485,6 @@ class _Apply(files.LockedApply[ApplyResult]):
         self.check_binds = check_binds
         self.check_output = ""
         self.live = control.config_path
-        self.good = _good_path(control)
         self.pending = control.layout.run_dir / PENDING_FILE_NAME
 
     def result(self, ok: bool, changed: bool, error: str = "") -> ApplyResult:
@@ -570,14 +553,10 @@ class _Apply(files.LockedApply[ApplyResult]):
                         "pauses every listener for ~2 s):\n" + "\n".join(problems),
                     )
 
-            # 5. Keep the last known good. A hard link, not a copy: the live file is never
-            # written in place (only renamed over), so its inode is an immutable snapshot;
-            # linking costs nothing for a large config and needs no data fsync (the data was
-            # fsynced when it was staged). link() cannot replace: link a temp name, rename it.
+            # 5. Keep the last known good (a hard link of the live file: files.keep_good).
             phase = time.perf_counter()
             if live_is_served:
-                files.link_over(live, self.good, live=live)
-                fsync_directory(live.parent)
+                files.keep_good(live)
             self._timed("write", phase)
 
             # 6. Carry runtime state (drain/maint/weights) over the reload (the workers
@@ -601,8 +580,7 @@ class _Apply(files.LockedApply[ApplyResult]):
             # 7. Swap. From here the live file is the new text until the reload is confirmed.
             phase = time.perf_counter()
             self.pending.touch()
-            os.replace(staged, live)
-            fsync_directory(live.parent)
+            files.replace_durably(staged, live)
             self._timed("write", phase)
         finally:
             staged.unlink(missing_ok=True)
@@ -633,22 +611,13 @@ def _roll_back(
 ) -> str:
     """Put the last known good file back over the live one; return the message for the user."""
     live = control.config_path
-    good = _good_path(control)
+    good = files.good_path(live)
     pending = control.layout.run_dir / PENDING_FILE_NAME
     action = "HAProxy refused the new configuration"
     if procs_before is None:
         action = "HAProxy could not be started with the new configuration"
     try:
-        if good.exists():
-            files.link_over(good, live, live=live)
-            restored = f"{live.name} was restored from {good.name}"
-        elif previous is not None:
-            os.replace(files.stage(live, previous), live)  # a staging name: cleaned up if killed
-            restored = f"{live.name} was restored to its previous text"
-        else:
-            live.unlink(missing_ok=True)
-            restored = f"there was no previous {live.name}; the new one was removed"
-        fsync_directory(live.parent)
+        restored = files.restore_good(live, previous)
     except OSError as exc:
         restored = f"restoring {live.name} FAILED ({exc}); it still holds the refused text"
     try:
