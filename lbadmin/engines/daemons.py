@@ -94,6 +94,7 @@ from typing import IO, ClassVar
 
 # Durable writes were first written here; they live in lbadmin.engines.files now.
 from lbadmin.engines.files import fsync_directory, write_atomically  # noqa: F401
+from lbadmin.engines.processes import CommandError, run_command
 
 # sun_path is 108 bytes including the terminating NUL.
 MAX_UNIX_SOCKET_PATH = 107
@@ -532,53 +533,16 @@ def _reap_launched() -> None:
 # Subprocess helpers
 
 
-def _run_launcher(argv: list[str], log_path: Path, timeout: float) -> tuple[int, str]:
-    """Run a daemon's launcher (it forks the daemon and exits) and return (rc, output).
-
-    Output goes to a file, not a pipe: the forked daemon may inherit the descriptors and keep
-    a pipe open forever, which would hang a reader waiting for EOF.
-    """
-    with open(log_path, "w+b") as out:
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=DAEMON_ENVIRONMENT,
-            )
-        except OSError as exc:
-            raise DaemonError(f"cannot run {argv[0]}: {exc}") from exc
-        try:
-            rc = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            out.seek(0)
-            raise DaemonError(
-                f"{argv[0]} did not return within {timeout}s:\n"
-                + out.read().decode(errors="replace")
-            ) from None
-        out.seek(0)
-        return rc, out.read().decode(errors="replace")
-
-
 def _run_check(argv: list[str]) -> CheckResult:
+    """A config test's verdict: ok when it exits 0; its output is stdout then stderr."""
     try:
-        proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=_CHECK_TIMEOUT,
-            check=False,
-            env=DAEMON_ENVIRONMENT,
-        )
-    except subprocess.TimeoutExpired:
-        return CheckResult(ok=False, output=f"{argv[0]} timed out after {_CHECK_TIMEOUT}s")
-    except OSError as exc:
-        return CheckResult(ok=False, output=f"cannot run {argv[0]}: {exc}")
-    output = (proc.stdout + proc.stderr).decode(errors="replace")
-    return CheckResult(ok=proc.returncode == 0, output=output)
+        done = run_command(argv, timeout=_CHECK_TIMEOUT, env=DAEMON_ENVIRONMENT, check=False)
+    except CommandError as exc:
+        # Worded as the UI has always shown them, not as run_command words them.
+        if isinstance(exc.__cause__, subprocess.TimeoutExpired):
+            return CheckResult(ok=False, output=f"{argv[0]} timed out after {_CHECK_TIMEOUT}s")
+        return CheckResult(ok=False, output=f"cannot run {argv[0]}: {exc.__cause__}")
+    return CheckResult(ok=done.returncode == 0, output=done.output)
 
 
 def _readable_file(path: Path) -> str | None:
