@@ -1,7 +1,9 @@
 """SSL certificates for the appliance's stunnel / HAProxy termination: upload, CSR, self-signed.
 
-Everything here is pure (no Django, no files, no daemons) so the forms and views can call it and
-show ``CertificateError`` text next to the upload field as it is.
+This module reads uploads; making a CSR or a self-signed certificate is ``certificate_making``,
+and what both share is ``certificate_model`` (the forms, views and services import all of it
+from here). Everything is pure (no Django, no files, no daemons) so the forms and views can call
+it and show ``CertificateError`` text next to the upload field as it is.
 
 Uploads come as:
 - PEM with certificate, private key and chain in one file, blocks in any order, possibly with
@@ -20,35 +22,40 @@ order are reordered and anything that is not part of the chain is refused.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import unicodedata
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# Making certificates, and what reading and making share, have modules of their own; the
+# forms, views and services import all of it from here.
+from lbadmin.engines.certificate_making import (  # noqa: F401 (re-exported)
+    MAX_SANS,
+    _clean_sans,  # tests check the SAN rules through this module
+    make_csr,
+    make_self_signed,
+    stunnel_pem,
+)
+from lbadmin.engines.certificate_model import (  # noqa: F401 (KEY_TYPES: re-exported)
+    EC_CURVES,
+    KEY_TYPES,
+    CertificateError,
+    ParsedCertificate,
+    PrivateKey,
+    common_name,
+    describe,
+)
 
 MAX_UPLOAD_BYTES = 256 * 1024
 
-# The CSR form's choices: value → label (the label is also ParsedCertificate.key_type's form).
-KEY_TYPES: dict[str, str] = {
-    "rsa2048": "RSA 2048",
-    "rsa3072": "RSA 3072",
-    "rsa4096": "RSA 4096",
-    "ec256": "EC P-256",
-    "ec384": "EC P-384",
-}
-
-# Browsers and current TLS libraries refuse anything weaker; P-521 is allowed though rarely used.
+# Browsers and current TLS libraries refuse anything weaker (EC: the curves of EC_CURVES).
 MIN_RSA_BITS = 2048
-_EC_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
 # Messages shown to the administrator as they are (tests assert them).
 MSG_TOO_LARGE = "The file is too large ({size} KB): a certificate file is at most {limit} KB."
@@ -109,32 +116,8 @@ MSG_KEY_IN_SIGNED = (
 )
 
 
-class CertificateError(ValueError):
-    """A message fit to show an administrator next to the upload field."""
-
-
-@dataclass(frozen=True)
-class ParsedCertificate:
-    certificate_pem: str  # the leaf certificate
-    chain_pem: str  # intermediates (and root if supplied), ordered leaf-issuer first
-    # PKCS#8 PEM, unencrypted (the caller encrypts it at rest); kept out of repr so a logged
-    # object or a traceback never shows the key.
-    key_pem: bytes = field(repr=False)
-    subject: str  # RFC 4514
-    common_name: str
-    sans: tuple[str, ...]  # DNS names and IP addresses
-    issuer: str
-    not_before: datetime  # timezone-aware UTC
-    not_after: datetime
-    fingerprint_sha256: str  # "AB:CD:…" as browsers show it
-    key_type: str  # "RSA 2048", "EC P-256"
-
-
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-
-
 # --------------------------------------------------------------------------------------------
-# Public API
+# Public API: reading uploads
 
 
 def parse_upload(
@@ -178,83 +161,6 @@ def accept_signed(
         raise CertificateError(MSG_KEY_UNREADABLE) from None
     _check_key_type(key)
     return _assemble(key, certs, now, MSG_CSR_KEY_MISMATCH)  # type: ignore[arg-type]
-
-
-def make_self_signed(
-    common_name: str, *, days: int = 3650, sans: Sequence[str] = ()
-) -> ParsedCertificate:
-    """The appliance's "Default Self Signed Certificate" (RSA 2048, SHA-256)."""
-    cn = _clean_field("Common Name", common_name, 64, required=True)
-    names = _clean_sans(sans, common_name=cn)
-    if days < 1:
-        raise CertificateError("Days: the certificate must be valid for at least one day.")
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = datetime.now(UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        # Back-dated a little so a client whose clock lags does not see "not yet valid".
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_server_key_usage(), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    cert = builder.sign(key, hashes.SHA256())
-    return _describe(key, cert, [])
-
-
-def make_csr(
-    *,
-    common_name: str,
-    sans: Sequence[str],
-    organisation: str = "",
-    organisational_unit: str = "",
-    locality: str = "",
-    state: str = "",
-    country: str = "",
-    key_type: str = "rsa2048",
-) -> tuple[str, bytes]:
-    """ "Create a new SSL certificate (CSR)": (CSR PEM, unencrypted PKCS#8 key PEM).
-
-    The Common Name is added to the SANs when it is a host name or IP address, because
-    browsers only look at the SANs.
-    """
-    cn = _clean_field("Common Name", common_name, 64, required=True)
-    attributes: list[x509.NameAttribute] = []
-    country_code = _clean_country(country)
-    if country_code:
-        attributes.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country_code))
-    for oid, label, value, limit in (
-        (NameOID.STATE_OR_PROVINCE_NAME, "State / Province", state, 128),
-        (NameOID.LOCALITY_NAME, "City / Locality", locality, 128),
-        (NameOID.ORGANIZATION_NAME, "Organisation", organisation, 64),
-        (NameOID.ORGANIZATIONAL_UNIT_NAME, "Organisational Unit", organisational_unit, 64),
-    ):
-        cleaned = _clean_field(label, value, limit)
-        if cleaned:
-            attributes.append(x509.NameAttribute(oid, cleaned))
-    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
-    names = _clean_sans(sans, common_name=cn)
-    key = _generate_key(key_type)
-    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attributes))
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    csr = builder.sign(key, hashes.SHA256())
-    return csr.public_bytes(serialization.Encoding.PEM).decode("ascii"), _key_pem(key)
-
-
-def stunnel_pem(parsed: ParsedCertificate) -> bytes:
-    """Key, certificate and chain in one file, as stunnel's ``cert =`` (and HAProxy's ``crt``)."""
-    parts = [parsed.key_pem.decode("ascii"), parsed.certificate_pem, parsed.chain_pem]
-    return "".join(p if p.endswith("\n") else p + "\n" for p in parts if p).encode("ascii")
 
 
 # --------------------------------------------------------------------------------------------
@@ -489,7 +395,7 @@ def _assemble(
         raise CertificateError(MSG_EXPIRED.format(name=name, date=_date(leaf.not_valid_after_utc)))
     _check_key_strength(key)
     chain = _build_chain(leaf, [c for c in certs if c is not leaf])
-    return _describe(key, leaf, chain)
+    return describe(key, leaf, chain)
 
 
 def _build_chain(leaf: x509.Certificate, others: list[x509.Certificate]) -> list[x509.Certificate]:
@@ -533,31 +439,6 @@ def _signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def _describe(
-    key: PrivateKey, leaf: x509.Certificate, chain: list[x509.Certificate]
-) -> ParsedCertificate:
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        sans = tuple(san.get_values_for_type(x509.DNSName)) + tuple(
-            str(ip) for ip in san.get_values_for_type(x509.IPAddress)
-        )
-    except x509.ExtensionNotFound:
-        sans = ()
-    return ParsedCertificate(
-        certificate_pem=_cert_pem(leaf),
-        chain_pem="".join(_cert_pem(c) for c in chain),
-        key_pem=_key_pem(key),
-        subject=leaf.subject.rfc4514_string(),
-        common_name=_common_name(leaf),
-        sans=sans,
-        issuer=leaf.issuer.rfc4514_string(),
-        not_before=leaf.not_valid_before_utc,
-        not_after=leaf.not_valid_after_utc,
-        fingerprint_sha256=leaf.fingerprint(hashes.SHA256()).hex(":").upper(),
-        key_type=_key_type(key),
-    )
-
-
 def _check_key_type(key: object) -> None:
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         kind = type(key).__name__.removeprefix("_").replace("PrivateKey", "")
@@ -568,14 +449,8 @@ def _check_key_strength(key: PrivateKey) -> None:
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < MIN_RSA_BITS:
             raise CertificateError(MSG_RSA_WEAK.format(bits=key.key_size))
-    elif key.curve.name not in _EC_CURVES:
+    elif key.curve.name not in EC_CURVES:
         raise CertificateError(MSG_EC_WEAK.format(curve=key.curve.name))
-
-
-def _key_type(key: PrivateKey) -> str:
-    if isinstance(key, rsa.RSAPrivateKey):
-        return f"RSA {key.key_size}"
-    return f"EC {_EC_CURVES.get(key.curve.name, key.curve.name)}"
 
 
 def _single_key(keys: list[PrivateKey]) -> PrivateKey:
@@ -605,25 +480,8 @@ def _cert_spki(cert: x509.Certificate) -> bytes | None:
         return None  # a chain certificate with a key type we cannot load is never the leaf
 
 
-def _common_name(cert: x509.Certificate) -> str:
-    values = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(values[0].value) if values else ""
-
-
 def _display_name(cert: x509.Certificate) -> str:
-    return _common_name(cert) or cert.subject.rfc4514_string()
-
-
-def _cert_pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-
-def _key_pem(key: PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    return common_name(cert) or cert.subject.rfc4514_string()
 
 
 def _date(value: datetime) -> str:
@@ -643,123 +501,3 @@ def _check_size(data: bytes) -> None:
         raise CertificateError(
             MSG_TOO_LARGE.format(size=-(-len(data) // 1024), limit=MAX_UPLOAD_BYTES // 1024)
         )
-
-
-def _server_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=True,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _generate_key(key_type: str) -> PrivateKey:
-    if key_type.startswith("rsa") and key_type in KEY_TYPES:
-        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
-    if key_type == "ec256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if key_type == "ec384":
-        return ec.generate_private_key(ec.SECP384R1())
-    raise CertificateError(f"Key type: choose one of {', '.join(KEY_TYPES.values())}.")
-
-
-# --------------------------------------------------------------------------------------------
-# CSR / self-signed input validation
-
-# Letters and digits of any script (\w, NFC-normalised) plus the punctuation company and place
-# names use; no quotes, backslashes, angle brackets or shell/config metacharacters.
-_FIELD_PUNCTUATION = " .,'()+-/:=?&@!#*"
-_FIELD_ALLOWED = re.compile(r"[\w" + re.escape(_FIELD_PUNCTUATION) + r"]+")
-_DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-MAX_SANS = 100
-
-
-def _clean_field(label: str, value: str, limit: int, *, required: bool = False) -> str:
-    value = unicodedata.normalize("NFC", value).strip()
-    if not value:
-        if required:
-            raise CertificateError(f"{label}: this field is required.")
-        return ""
-    if not value.isprintable():
-        raise CertificateError(f"{label}: control characters and line breaks are not allowed.")
-    if len(value) > limit:
-        raise CertificateError(f"{label}: at most {limit} characters.")
-    if not _FIELD_ALLOWED.fullmatch(value):
-        raise CertificateError(
-            f"{label}: only letters, digits, spaces and {' '.join(_FIELD_PUNCTUATION.strip())} "
-            "are allowed."
-        )
-    return value
-
-
-def _clean_country(value: str) -> str:
-    value = value.strip()
-    if not value:
-        return ""
-    if not re.fullmatch(r"[A-Za-z]{2}", value):
-        raise CertificateError('Country: enter the two-letter ISO 3166 code, such as "GB".')
-    if value.upper() == "UK":
-        raise CertificateError('Country: the ISO 3166 code for the United Kingdom is "GB".')
-    return value.upper()
-
-
-def _clean_sans(sans: Sequence[str], *, common_name: str) -> list[x509.GeneralName]:
-    """Validated SANs, the Common Name first when it is itself a host name or IP address."""
-    label = "Subject Alternative Names"
-    if isinstance(sans, str):  # a lone string would otherwise be split into characters
-        sans = [sans]
-    result: list[x509.GeneralName] = []
-    seen: set[str] = set()
-    entries = [common_name] if _as_general_name(common_name) is not None else []
-    for raw in sans:
-        value = raw.strip()
-        if not value:
-            continue
-        if not value.isprintable():
-            raise CertificateError(f"{label}: control characters are not allowed.")
-        entries.append(value)
-    for value in entries:
-        general = _as_general_name(value)
-        if general is None:
-            shown = value if len(value) <= 80 else value[:77] + "…"
-            if "*" in value:
-                raise CertificateError(
-                    f'{label}: "{shown}" is not valid: a wildcard is only allowed as the whole '
-                    'first label, as in "*.example.com".'
-                )
-            raise CertificateError(
-                f'{label}: "{shown}" is not a valid DNS name (RFC 1123) or IP address.'
-            )
-        key = value.lower()
-        if key not in seen:
-            seen.add(key)
-            result.append(general)
-    if len(result) > MAX_SANS:
-        raise CertificateError(f"{label}: at most {MAX_SANS} names.")
-    return result
-
-
-def _as_general_name(value: str) -> x509.GeneralName | None:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    name = value.lower()
-    if len(name) > 253 or not name.isascii():
-        return None
-    labels = name.split(".")
-    if labels[0] == "*":
-        labels = labels[1:]
-        if len(labels) < 2:  # "*.com" would cover a whole top-level domain
-            return None
-    if not labels or not all(_DNS_LABEL.fullmatch(part) for part in labels):
-        return None
-    if labels[-1].isdigit():  # "10.0.0.999" is a mistyped address, not a host name
-        return None
-    return x509.DNSName(name)

@@ -1,7 +1,13 @@
-"""What the apply engines (haproxy_apply, keepalived_apply, stunnel_apply) share: the
-node-wide apply lock and the frame of an apply (timed phases, a result whatever happens), and
-crash-safe handling of a daemon's live configuration file: stage a new file next to the live
-one, keep the last good one as a hard link, swap by rename. No Django."""
+"""Files that survive a crash, for every engine: the one atomic write (temp file, fsync,
+rename, directory fsync); and what the apply engines (haproxy_apply, keepalived_apply,
+stunnel_apply) share: the node-wide apply lock, the frame of an apply (timed phases, a result
+whatever happens), and the handling of a daemon's live configuration file: stage a new file
+next to the live one, keep the last good one as a hard link, swap by rename, put the last good
+one back. No Django.
+
+Every temporary file is hidden (``.<name>.…tmp``) in the directory of the file it becomes, so
+the rename never crosses a filesystem and a writer killed midway leaves only that temp file.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import fcntl
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, Generic, Protocol, TypeVar
@@ -110,6 +116,72 @@ class LockedApply(Generic[ResultT]):
             return self.result(False, False, f"{self.failure_prefix}: {exc}")
 
 
+# --- Durable writes ---------------------------------------------------------------------------
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or link in ``directory`` durable (the entry lives in the directory)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def prepare(path: Path, data: bytes, *, mode: int, prefix: str | None = None) -> Path:
+    """``data`` in a new fsynced file next to ``path``, not yet in its place.
+
+    The file is ``<prefix><random>.tmp`` (by default ``.<name>.<random>.tmp``) in ``path``'s
+    directory, with ``mode``; the caller renames it over ``path`` or unlinks it.
+    """
+    if prefix is None:
+        prefix = f".{path.name}."
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
+        os.fsync(fd)  # the rename must never expose a file whose data is not on disk
+    except BaseException:
+        os.close(fd)
+        Path(name).unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return Path(name)
+
+
+def write_all_atomically(contents: Mapping[Path, bytes], *, mode: int) -> None:
+    """Replace several files, each atomically: every one is prepared (written and fsynced)
+    before any is replaced, then each is renamed into place, then each directory is fsynced.
+
+    A failure while preparing replaces nothing; no temp file stays behind either way.
+    """
+    prepared: dict[Path, Path] = {}
+    try:
+        for path, data in contents.items():
+            prepared[path] = prepare(path, data, mode=mode)
+        for path in list(prepared):
+            os.replace(prepared[path], path)
+            del prepared[path]
+        for directory in dict.fromkeys(path.parent for path in contents):
+            fsync_directory(directory)
+    finally:
+        for temporary in prepared.values():  # those a failure left unrenamed
+            temporary.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Readers see the old file or the new one, never a mix: temp + fsync + rename + dir fsync."""
+    write_all_atomically({path: data}, mode=mode)
+
+
+def replace_durably(source: Path, target: Path) -> None:
+    """Rename ``source`` over ``target`` (same directory) and make the rename durable."""
+    os.replace(source, target)
+    fsync_directory(target.parent)
+
+
 # --- Live configuration files ------------------------------------------------------------------
 
 
@@ -130,6 +202,18 @@ def remove_staged(live: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def remove_stale(directory: Path, pattern: str, older_than: float) -> None:
+    """Files matching ``pattern`` not modified for ``older_than`` seconds: temp files of
+    writers that died (a live writer's file is younger)."""
+    now = time.time()
+    for path in directory.glob(pattern):
+        try:
+            if now - path.stat().st_mtime > older_than:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
 def read_bytes(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -138,20 +222,8 @@ def read_bytes(path: Path) -> bytes | None:
 
 
 def stage(live: Path, data: bytes, *, mode: int = CONFIG_MODE) -> Path:
-    """``data`` in a new fsynced file next to ``live``."""
-    fd, name = tempfile.mkstemp(dir=live.parent, prefix=stage_prefix(live), suffix=".tmp")
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fchmod(fd, mode)
-        os.fsync(fd)  # the rename must never expose a file whose data is not on disk
-    except BaseException:
-        os.close(fd)
-        Path(name).unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    return Path(name)
+    """``data`` in a new fsynced file next to ``live``, under the apply's staging prefix."""
+    return prepare(live, data, mode=mode, prefix=stage_prefix(live))
 
 
 def link_over(source: Path, target: Path, *, live: Path) -> None:
@@ -162,3 +234,38 @@ def link_over(source: Path, target: Path, *, live: Path) -> None:
     os.replace(tmp, target)
     # rename() between two links of one inode succeeds without doing anything (POSIX).
     tmp.unlink(missing_ok=True)
+
+
+# --- The last good file ------------------------------------------------------------------------
+
+
+def keep_good(live: Path) -> None:
+    """Make ``live`` the last known good file (``<config>.good``), durably.
+
+    A hard link, not a copy: the live file is never written in place (only renamed over), so
+    its inode is an immutable snapshot; linking costs nothing for a large config and needs no
+    data fsync (the data was fsynced when it was staged). link() cannot replace: link a temp
+    name, rename it.
+    """
+    link_over(live, good_path(live), live=live)
+    fsync_directory(live.parent)
+
+
+def restore_good(live: Path, previous: bytes | None) -> str:
+    """Put the last good file back over ``live``; what was done, as a phrase for the user.
+
+    The ``.good`` file if there is one, else ``previous`` (the live text before the apply),
+    else no file at all. OSError if that fails (``live`` then still holds the refused text).
+    """
+    good = good_path(live)
+    if good.exists():
+        link_over(good, live, live=live)
+        restored = f"{live.name} was restored from {good.name}"
+    elif previous is not None:
+        os.replace(stage(live, previous), live)  # a staging name: cleaned up if killed
+        restored = f"{live.name} was restored to its previous text"
+    else:
+        live.unlink(missing_ok=True)
+        restored = f"there was no previous {live.name}; the new one was removed"
+    fsync_directory(live.parent)
+    return restored

@@ -36,7 +36,6 @@ process runs, so such configs apply and reload here; the IPVS side only runs whe
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,6 @@ from lbadmin.engines import files
 from lbadmin.engines.daemons import (
     DaemonError,
     KeepalivedControl,
-    fsync_directory,
     keepalived_has_configuration,
     keepalived_messages,
 )
@@ -99,7 +97,6 @@ class _Apply(files.LockedApply[KeepalivedApplyResult]):
         self.reload_timeout = reload_timeout
         self.check_output = ""
         self.live = control.config_path
-        self.good = good_path(control)
         self.pending = control.layout.run_dir / PENDING_FILE_NAME
 
     def result(self, ok: bool, changed: bool, error: str = "") -> KeepalivedApplyResult:
@@ -147,17 +144,14 @@ class _Apply(files.LockedApply[KeepalivedApplyResult]):
                     + (self.check_output or f"keepalived -t failed on {live.name}"),
                 )
 
-            # 5. Keep the last known good: a hard link of the live inode, which is never
-            # written in place (only renamed over), so it is an immutable snapshot.
+            # 5. Keep the last known good (a hard link of the live file: files.keep_good).
             phase = time.perf_counter()
             if live_is_served:
-                files.link_over(live, self.good, live=live)
-                fsync_directory(live.parent)
+                files.keep_good(live)
 
             # 6. Swap. From here the live file is the new text until keepalived confirms it.
             self.pending.touch()
-            os.replace(staged, live)
-            fsync_directory(live.parent)
+            files.replace_durably(staged, live)
             self._timed("write", phase)
         finally:
             staged.unlink(missing_ok=True)
@@ -191,23 +185,13 @@ def _roll_back(
 ) -> str:
     """Restore the last good file and have keepalived run it again; the message for the user."""
     live = control.config_path
-    good = good_path(control)
     pending = control.layout.run_dir / PENDING_FILE_NAME
     if was_running:
         action = "keepalived did not take the new configuration"
     else:
         action = "keepalived could not be started with the new configuration"
     try:
-        if good.exists():
-            files.link_over(good, live, live=live)
-            restored = f"{live.name} was restored from {good.name}"
-        elif previous is not None:
-            os.replace(files.stage(live, previous), live)  # a staging name: cleaned up if killed
-            restored = f"{live.name} was restored to its previous text"
-        else:
-            live.unlink(missing_ok=True)
-            restored = f"there was no previous {live.name}; the new one was removed"
-        fsync_directory(live.parent)
+        restored = files.restore_good(live, previous)
     except OSError as exc:
         return (
             f"{action} (restoring {live.name} FAILED: {exc}; it still holds the refused "
@@ -245,22 +229,11 @@ def _roll_back(
 # Files
 
 
-def good_path(control: KeepalivedControl) -> Path:
-    """``<config>.good``: the last file keepalived was known to run."""
-    return files.good_path(control.config_path)
-
-
 def _remove_leftovers(live: Path) -> None:
     """Temp files of applies killed midway (called with the lock held, so none is in use):
     staged files, their check copies, link temps; and old check copies of the live file."""
-    directory = live.parent
-    for pattern in (f"{files.stage_prefix(live)}*", f".{files.stage_prefix(live)}*"):
-        for path in directory.glob(pattern):
-            path.unlink(missing_ok=True)
-    now = time.time()
-    for path in directory.glob(f".{live.name}.check-*.tmp"):
-        try:
-            if now - path.stat().st_mtime > _STALE_CHECK_COPY_AGE:
-                path.unlink()
-        except FileNotFoundError:
-            pass
+    files.remove_staged(live)
+    for path in live.parent.glob(f".{files.stage_prefix(live)}*"):  # staged files' copies
+        path.unlink(missing_ok=True)
+    # A check of the live file (KeepalivedControl.reload) does not take the apply lock.
+    files.remove_stale(live.parent, f".{live.name}.check-*.tmp", _STALE_CHECK_COPY_AGE)

@@ -7,8 +7,9 @@ not hold yet (keepalived adds and removes the addresses under them).
 
 No Django. Every command is an argument list (``ip``, ``sysctl``), never a shell; every wait is
 bounded (``TIMEOUT_S``) and output is capped (``MAX_OUTPUT_BYTES``); a failure raises
-``NetinfoError`` carrying the command's own words. Each function takes ``netns``: the name of a
-network namespace (``ip netns add``) to look into instead of the caller's own.
+``NetinfoError`` carrying the command's own words (all of it ``processes.run_command``'s doing).
+Each function takes ``netns``: the name of a network namespace (``ip netns add``) to look into
+instead of the caller's own.
 
 Measured on iproute2 6.1 / Linux 6.x:
 - ``ip -j addr show`` prints one JSON object per interface: ``ifname``, ``flags`` (``UP``,
@@ -32,11 +33,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from lbadmin.engines.daemons import find_binary
+from lbadmin.engines.processes import run_command
 
 TIMEOUT_S = 10.0
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024  # ~40,000 addresses of JSON; more is not a real node
@@ -51,6 +54,7 @@ _SYSCTLS = ("net.ipv4.ip_nonlocal_bind", "net.ipv6.ip_nonlocal_bind")
 _PROC_SYS = Path("/proc/sys")
 
 InterfaceAddress = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+_Entry = TypeVar("_Entry")
 
 
 class NetinfoError(RuntimeError):
@@ -94,24 +98,10 @@ def _binary(name: str) -> str:
 
 
 def _run(argv: list[str]) -> str:
-    try:
-        result = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise NetinfoError(f"{' '.join(argv)} did not finish within {TIMEOUT_S:g} s") from exc
-    except OSError as exc:
-        raise NetinfoError(f"{' '.join(argv)} could not run: {exc}") from exc
-    if result.returncode != 0:
-        words = result.stderr.decode(errors="replace").strip()[:2000]
-        raise NetinfoError(f"{' '.join(argv)} exited {result.returncode}: {words}")
-    if len(result.stdout) > MAX_OUTPUT_BYTES:
-        raise NetinfoError(f"{' '.join(argv)} printed more than {MAX_OUTPUT_BYTES} bytes")
-    return result.stdout.decode(errors="replace")
+    # The limits are read at each call: tests lower them.
+    return run_command(
+        argv, timeout=TIMEOUT_S, max_output=MAX_OUTPUT_BYTES, error=NetinfoError
+    ).text
 
 
 def run_ip(netns: str | None, *args: str) -> str:
@@ -137,17 +127,22 @@ def _interface(entry: dict) -> Interface:
     )
 
 
-def interfaces(netns: str | None = None) -> list[Interface]:
-    """Every interface of this node (or of ``netns``), in ifindex order, from
-    ``ip -j addr show``."""
+def _addr_show(netns: str | None, read: Callable[[dict], _Entry]) -> list[_Entry]:
+    """``read`` of each interface ``ip -j addr show`` prints, in ifindex order."""
     text = run_ip(netns, "-j", "addr", "show")
     try:
         entries = json.loads(text)
         if not isinstance(entries, list):
             raise TypeError(f"a list of interfaces, not {type(entries).__name__}")
-        return [_interface(entry) for entry in entries]
+        return [read(entry) for entry in entries]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise NetinfoError(f"cannot read the output of ip -j addr show: {exc}") from exc
+
+
+def interfaces(netns: str | None = None) -> list[Interface]:
+    """Every interface of this node (or of ``netns``), in ifindex order, from
+    ``ip -j addr show``."""
+    return _addr_show(netns, _interface)
 
 
 def interface_for(
@@ -337,14 +332,7 @@ def _link(entry: dict) -> Link:
 def links(netns: str | None = None) -> list[Link]:
     """Every interface of this node (or of ``netns``), in ifindex order, with its
     administrative state and its addresses' flags, from ``ip -j addr show``."""
-    text = run_ip(netns, "-j", "addr", "show")
-    try:
-        entries = json.loads(text)
-        if not isinstance(entries, list):
-            raise TypeError(f"a list of interfaces, not {type(entries).__name__}")
-        return [_link(entry) for entry in entries]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise NetinfoError(f"cannot read the output of ip -j addr show: {exc}") from exc
+    return _addr_show(netns, _link)
 
 
 def _route(entry: dict, version: int) -> Route:

@@ -64,9 +64,8 @@ from lbadmin.engines.daemons import (
     spawn_with_listener,
     stunnel_instance_address,
     stunnel_options,
-    write_atomically,
 )
-from lbadmin.engines.files import LockedApply
+from lbadmin.engines.files import CONFIG_MODE, LockedApply, write_atomically
 
 LOCK_FILE_NAME = "stunnel-apply.lock"
 PENDING_FILE_NAME = "stunnel-apply.pending"
@@ -74,7 +73,6 @@ PHASES: tuple[str, ...] = ("lock", "write_files", "validate", "bind", "swap")
 # Certificate bundles are named by a hash of their content (so same name = same bytes).
 CERT_FILE_NAME = re.compile(r"[0-9a-f]{16,64}\.pem")
 
-_CONFIG_MODE = 0o640
 _CERT_MODE = 0o600  # private keys
 _CERT_DIR_MODE = 0o700
 _CHECK_TIMEOUT = 5.0  # a throw-away stunnel is configured in ~20 ms; this bounds a hang
@@ -352,7 +350,7 @@ class _Apply(LockedApply[StunnelApplyResult]):
                 write_atomically(
                     self.layout.stunnel_instance_config(name),
                     change.new_text.encode(),
-                    mode=_CONFIG_MODE,
+                    mode=CONFIG_MODE,
                 )
                 if change.action == "reload":
                     control.reload_instance(name, _DAEMON_TIMEOUT)
@@ -384,7 +382,7 @@ class _Apply(LockedApply[StunnelApplyResult]):
                 if change.old_text is None:
                     path.unlink(missing_ok=True)
                 elif change.new_text is not None:
-                    write_atomically(path, change.old_text.encode(), mode=_CONFIG_MODE)
+                    write_atomically(path, change.old_text.encode(), mode=CONFIG_MODE)
                 if change.old_pid is None:
                     control.stop_instance(name, _DAEMON_TIMEOUT)
                 elif control.instance_pid(name) == change.old_pid:
