@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import ipaddress
-import subprocess
 from collections.abc import Callable, Iterable
 
 from lbadmin.engines import netinfo
@@ -37,6 +36,7 @@ from lbadmin.engines.netconfig.plan import (
 )
 from lbadmin.engines.netconfig.validate import _conflicts, validate_network
 from lbadmin.engines.netinfo import NetinfoError
+from lbadmin.engines.processes import run_command
 
 # ---------------------------------------------------------------------------------------------
 # Applying
@@ -44,23 +44,13 @@ from lbadmin.engines.netinfo import NetinfoError
 
 def _run_ip(netns: str | None, args: tuple[str, ...]) -> None:
     ns = netinfo._netns(netns)
-    argv = [netinfo._binary("ip"), *(["-n", ns] if ns else []), *args]
-    shown = "ip " + " ".join(args)
-    try:
-        result = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=netinfo.TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise NetconfigError(f"{shown} did not finish within {netinfo.TIMEOUT_S:g} s") from exc
-    except OSError as exc:
-        raise NetconfigError(f"{shown} could not run: {exc}") from exc
-    if result.returncode != 0:
-        words = result.stderr.decode(errors="replace").strip()[:2000]
-        raise NetconfigError(f"{shown} exited {result.returncode}: {words or 'no message'}")
+    run_command(
+        [netinfo._binary("ip"), *(["-n", ns] if ns else []), *args],
+        timeout=netinfo.TIMEOUT_S,
+        shown="ip " + " ".join(args),
+        error=NetconfigError,
+        no_words="no message",
+    )
 
 
 def _can_exist(route: netinfo.Route, live: _Live) -> bool:

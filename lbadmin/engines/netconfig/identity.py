@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import socket
-import tempfile
 from pathlib import Path
 
+from lbadmin.engines.files import write_all_atomically
 from lbadmin.engines.netconfig.model import (
     _LABEL,
     HOSTNAME_MAX,
@@ -128,21 +127,6 @@ def _hosts_text(current: str | None, hostname: str) -> str:
     return "".join(kept)
 
 
-def _prepare(path: Path, text: str) -> Path:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o644)
-            os.fsync(handle.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        raise
-    return Path(name)
-
-
 def write_identity(
     identity: HostIdentity,
     *,
@@ -175,23 +159,12 @@ def write_identity(
         except OSError as exc:
             raise NetconfigError(f"cannot read {hosts}: {exc}") from exc
         texts[hosts] = _hosts_text(current, identity.hostname)
-    prepared: dict[Path, Path] = {}
     try:
-        for path, text in texts.items():
-            prepared[path] = _prepare(path, text)
-        for path, temporary in prepared.items():
-            os.replace(temporary, path)
-        directory = os.open(etc, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_all_atomically(
+            {path: text.encode("utf-8") for path, text in texts.items()}, mode=0o644
+        )
     except OSError as exc:
         raise NetconfigError(f"cannot write under {etc}: {exc}") from exc
-    finally:
-        for temporary in prepared.values():
-            with contextlib.suppress(OSError):
-                temporary.unlink()
     if set_kernel_hostname:
         try:
             socket.sethostname(identity.hostname)
