@@ -19,7 +19,9 @@ below it, never of one above.
   in UPWARD_EXCEPTIONS.
 - models: the database (and its migrations). Nothing below imports them.
 - domain: lbadmin.wizard (the Lync wizard's answers and plan), lbadmin.allowlists (which values
-  are allowed) and lbadmin.validators (password rules): pure rules, no database. Used by the
+  are allowed), lbadmin.validators (password rules) and lbadmin.document (the cluster
+  configuration as typed models; no Django at all, tests/document/test_package.py): pure
+  rules, no database. Used by the
   forms, the services, the views and the management commands; the models may use them too.
 - render: configuration text (haproxy.cfg, stunnel, keepalived.conf) from snapshots: pure
   functions, no Django. render may import engines (today only the RuntimeLayout type, where
@@ -56,7 +58,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("forms", ("lbadmin.forms",)),
     ("services", ("lbadmin.services",)),
     ("models", ("lbadmin.models", "lbadmin.migrations")),
-    ("domain", ("lbadmin.wizard", "lbadmin.allowlists", "lbadmin.validators")),
+    ("domain", ("lbadmin.wizard", "lbadmin.allowlists", "lbadmin.validators", "lbadmin.document")),
     ("render", ("lbadmin.render",)),
     ("engines", ("lbadmin.engines",)),
 )

@@ -27,7 +27,7 @@ from lbadmin.forms.ha import HaSettingsForm
 from lbadmin.forms.l4 import L4RealServerForm, L4VirtualServiceForm
 from lbadmin.forms.l7 import L7SettingsForm, RealServerForm, VirtualServiceForm
 from lbadmin.models import L7Settings
-from lbadmin.services import ha, l4, l7
+from lbadmin.services import ha_node, l4, l7
 from lbadmin.services.certificates import (
     DEFAULT_CERTIFICATE_LABEL,
     certificate_csr_create,
@@ -124,7 +124,7 @@ def test_webui() -> None:
         {"logging": "on", "log_only_errors": "on", "redispatch": "", "connect_timeout": "5s",
          "client_timeout": "30m", "server_timeout": "30m"}, instance=settings,
     )))  # fmt: skip
-    ha.ha_settings_update(
+    ha_node.ha_settings_update(
         actor=None, values=_valid(HaSettingsForm({"advert_interval": "250", "preempt": "on"}))
     )
 
