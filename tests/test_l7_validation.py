@@ -190,15 +190,18 @@ def snapshot_of_database() -> tuple:
     )
 
 
-def post_refused(client, url: str, data: dict, field: str) -> None:
+def post_refused(client, url: str, data: dict, field: str, reason: str | None = None) -> None:
+    """``data`` is refused with ``reason`` (default: the one REASONS gives for this value) next
+    to ``field``, and nothing in the database changed."""
     before = snapshot_of_database()
     response = client.post(url, data)
     assert response.status_code == 200, f"{field}={data[field]!r} was accepted"
     page = response.content.decode()
     assert f'id="errors-{field}"' in page, f"no message next to {field} for {data[field]!r}"
     errors = html.unescape(page.split(f'id="errors-{field}">', 1)[1].split("</div>", 1)[0])
-    reasons = REASONS[field]
-    reason = reasons.get(data[field], reasons.get(None))
+    if reason is None:
+        reasons = REASONS[field]
+        reason = reasons.get(data[field], reasons.get(None))
     assert reason and reason in errors, f"{field}={data[field]!r}: {errors}"
     assert snapshot_of_database() == before
 

@@ -133,7 +133,8 @@ def test_benign_lines_pass() -> None:
 def test_the_webui_refuses_it_at_the_field(admin, line: str, token: str) -> None:
     service = VirtualService.objects.create(label="Manual", ip="127.0.10.30", ports="443")
     data = {**SERVICE, "manual_config": "on", "manual_text": f"mode http\n{line}"}
-    post_refused(admin, f"/lbadmin/cluster/l7/services/{service.pk}/modify/", data, "manual_text")
+    url = f"/lbadmin/cluster/l7/services/{service.pk}/modify/"
+    post_refused(admin, url, data, "manual_text", reason="Line 2 ")
     page = admin.post(f"/lbadmin/cluster/l7/services/{service.pk}/modify/", data).content.decode()
     message = re.search(r'id="errors-manual_text">(.*?)</div>', page, re.DOTALL)
     assert message and "Line 2 " in message[1] and html.escape(token) in message[1], page
