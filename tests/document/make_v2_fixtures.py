@@ -27,7 +27,7 @@ from lbadmin.forms.ha import HaSettingsForm
 from lbadmin.forms.l4 import L4RealServerForm, L4VirtualServiceForm
 from lbadmin.forms.l7 import L7SettingsForm, RealServerForm, VirtualServiceForm
 from lbadmin.models import L7Settings
-from lbadmin.services import ha_node, l4, l7
+from lbadmin.services import ha_node, jobs, l4, l7
 from lbadmin.services.certificates import (
     DEFAULT_CERTIFICATE_LABEL,
     certificate_csr_create,
@@ -42,9 +42,13 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "lync-2013
 
 
 @pytest.fixture(autouse=True)
-def fixture_key(settings, tmp_path: Path) -> None:
+def fixture_key(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if os.environ.get("LBADMIN_MAKE_V2_FIXTURES") != "1":
         pytest.skip("set LBADMIN_MAKE_V2_FIXTURES=1 to write tests/fixtures/config-v2-*.json")
+    # Only the stored configuration is wanted: no apply may run, or HAProxy would health-check
+    # the guide's addresses (not ours) from this host's own network.
+    monkeypatch.setattr(jobs, "enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(jobs, "enqueue_on_commit", lambda *args, **kwargs: None)
     key = tmp_path / "certificates.key"
     key.write_bytes(FIXTURE_SECRETS_KEY + b"\n")
     settings.LBADMIN_SECRETS_KEY_FILE = key
