@@ -74,10 +74,16 @@ from lbadmin.services.network_state import (
 APPLY_WAIT_S = 60
 
 
-def _problems(edit: NetworkEdit, desired: NetworkConfig, record: NetworkConfig | None) -> None:
+def _problems(
+    edit: NetworkEdit,
+    desired: NetworkConfig,
+    record: NetworkConfig | None,
+    live_names: list[str],
+) -> tuple[NetworkConfig, list[str]]:
     """Raise NetworkRefused (each problem at its field) when ``desired`` cannot be applied
-    here now: invalid, or taking what the appliance did not make."""
-    present, _missing = applicable_part(desired, live_interface_names())
+    here now: invalid, or taking what the appliance did not make. Returns ``applicable_part``
+    of it: what can be applied (the interfaces present in ``live_names``) and what cannot."""
+    present, missing = applicable_part(desired, live_names)
     try:
         problems = netconfig.validate_against_live(present, previous=record, netns=netns())
     except netinfo.NetinfoError as error:
@@ -92,6 +98,7 @@ def _problems(edit: NetworkEdit, desired: NetworkConfig, record: NetworkConfig |
                 )
     if problems:
         raise NetworkRefused(problems, [edit.field_of(problem, present) for problem in problems])
+    return present, missing
 
 
 def _session_interfaces(client_address: str | None, host_address: str | None) -> set[str] | None:
@@ -148,7 +155,8 @@ def network_change(
     nothing changed (each problem with its form field)."""
     _require_managed()
     state = HostSettings.load()
-    _problems(edit, edit.applied_to(configured_network()), config_from_json(state.applied))
+    desired = edit.applied_to(configured_network())
+    _problems(edit, desired, config_from_json(state.applied), live_interface_names())
     task = jobs.enqueue(
         "network_apply_task",
         edit=edit.to_json(),
@@ -205,12 +213,11 @@ def _edit_locked(
     record = config_from_json(state.applied)
     current = configured_network()
     desired = edit.applied_to(current)
-    _problems(edit, desired, record)
-    present, missing = applicable_part(desired, live_interface_names())
     try:
         snapshot = netconfig.snapshot_live(netns())
     except netinfo.NetinfoError as error:
         raise NetworkRefused([f"the live network cannot be read: {error}"]) from error
+    present, missing = _problems(edit, desired, record, snapshot.interface_names())
     confirm = _needs_confirmation(
         current, desired, _session_interfaces(client_address, host_address)
     )

@@ -90,6 +90,10 @@ class LiveSnapshot:
 
     live: _Live
 
+    def interface_names(self) -> list[str]:
+        """Every interface there was, loopback included (as ``netinfo.links`` names them)."""
+        return list(self.live.links)
+
     def link_state(self, name: str) -> tuple[bool, int | None] | None:
         """(administratively up, MTU) of ``name`` then (MTU None when it is not one the
         appliance sets); None when it was not there."""
